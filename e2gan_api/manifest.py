@@ -1,0 +1,68 @@
+"""manifest.json: what a published adapter folder holds, written by the trainer.
+
+The catalog verifies every file against `files`; the operator copies `metrics` and
+`ranks` into the resource status; mobile apps read it to pick an adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_NAME = "manifest.json"
+# Files an adapter folder may hold; weights are safetensors only (never pickle).
+ADAPTER_FILES = (
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "model.onnx",
+    "model_fp16.onnx",
+    "preview.png",
+    "search.json",
+)
+
+
+class FileDigest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class AdapterManifest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    format: str = "e2gan-adapter/v1"
+    concept: str
+    prompt: str
+    base_model_digest: str = Field(description="sha256 of the base weights file")
+    ranks: dict[str, int] = Field(description="LoRA rank per crucial layer")
+    metrics: dict[str, float | str | None] = Field(default_factory=dict)
+    pairs_used: int = 0
+    pairs_synthesized: int = 0
+    training_seconds: float = 0.0
+    resolution: int = 64
+    trainable_parameters: int = 0
+    spec: dict = Field(default_factory=dict, description="the ConceptAdapter spec that made it")
+    files: dict[str, FileDigest] = Field(default_factory=dict)
+
+    def content_digest(self) -> str:
+        """Digest of the adapter's content (its files), for no-op re-publishing."""
+        h = hashlib.sha256()
+        for name in sorted(self.files):
+            h.update(f"{name}:{self.files[name].sha256}\n".encode())
+        return h.hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def digest_files(folder: Path, names: list[str] | None = None) -> dict[str, FileDigest]:
+    """sha256 and size of every file in `folder` except the manifest itself."""
+    names = names or sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
+    return {n: FileDigest(sha256=sha256_file(folder / n), size=(folder / n).stat().st_size) for n in names}
