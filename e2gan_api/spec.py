@@ -58,6 +58,17 @@ class BaseModelRef(SpecModel):
 class TeacherSpec(SpecModel):
     """The diffusion (or built-in) model that edits source images into targets."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.kind == 'procedural' || has(self.model)",
+                    "message": "teacher.model is required when teacher.kind is not procedural",
+                }
+            ]
+        }
+    )
+
     kind: Literal["procedural", "instruct-pix2pix", "sdedit"] = Field(
         default="procedural",
         description="procedural: built-in deterministic CPU edits (for tests and the embedded "
@@ -100,6 +111,18 @@ class TeacherSpec(SpecModel):
 
 class DataSpec(SpecModel):
     """Where source images come from and how many pairs to synthesize and keep."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.heldOut < self.pairs", "message": "data.heldOut must be smaller than data.pairs"},
+                {
+                    "rule": "self.selectionFeatures != 'clip' || has(self.clipModel)",
+                    "message": "data.clipModel is required when data.selectionFeatures is clip",
+                },
+            ]
+        }
+    )
 
     source: str = Field(
         default="builtin://scenes",
@@ -147,6 +170,17 @@ class DataSpec(SpecModel):
 class SearchSpec(SpecModel):
     """Rank search over the crucial layers (Ray Tune)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.parallelTrials <= self.trials",
+                    "message": "search.parallelTrials must not exceed search.trials",
+                }
+            ]
+        }
+    )
+
     ranks: list[Annotated[int, Field(ge=1, le=256)]] = Field(
         default_factory=lambda: [2, 4, 8],
         min_length=1,
@@ -179,6 +213,17 @@ class SearchSpec(SpecModel):
 
 class TrainingSpec(SpecModel):
     """Budget and shape of the final fine-tune."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.resolution % {RESOLUTION_MULTIPLE} == 0",
+                    "message": f"training.resolution must be a multiple of {RESOLUTION_MULTIPLE}",
+                }
+            ]
+        }
+    )
 
     resolution: int = Field(
         default=64,
@@ -237,6 +282,11 @@ class CatalogSpec(SpecModel):
         pattern=CATALOG_URI_PATTERN,
         description="catalog location: a local folder or s3://bucket/prefix (endpoint and "
         "credentials come from the operator's configuration, never from the spec)",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "catalog.uri is immutable: published versions live there"}
+            ]
+        },
     )
     keep_versions: int = Field(
         default=5, ge=1, le=1000, description="versions kept per concept when pruning"
@@ -246,7 +296,14 @@ class CatalogSpec(SpecModel):
 class ConceptAdapterSpec(SpecModel):
     """One concept: teacher pairs → selected data → rank search → LoRA → catalog."""
 
-    concept: Name = Field(description="concept id, a DNS label (for example pencil-sketch)")
+    concept: Name = Field(
+        description="concept id, a DNS label (for example pencil-sketch)",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "concept is immutable: create another ConceptAdapter"}
+            ]
+        },
+    )
     prompt: str = Field(
         min_length=1, max_length=1000, description="edit instruction given to teacher and student"
     )

@@ -1,0 +1,1 @@
+"""Test harness: stand-ins for the services the operator talks to (the Kubernetes API)."""

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import torch
+
+from trainers.evaluate.grid import save_grid
+from trainers.evaluate.metrics import (
+    frechet_distance,
+    inception_metrics,
+    kernel_inception_distance,
+    psnr,
+    ssim,
+)
+
+
+def test_psnr_known_value():
+    a = torch.zeros(1, 3, 8, 8)  # 0.5 in [0, 1]
+    b = torch.full((1, 3, 8, 8), 0.2)  # 0.6 in [0, 1] → mse 0.01 → 20 dB
+    assert psnr(a, b) == pytest.approx(20.0, abs=1e-3)
+
+
+def test_ssim_is_one_for_identical_and_lower_for_noise():
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert ssim(x, x) == pytest.approx(1.0, abs=1e-5)
+    assert ssim(x, x + 0.5 * torch.randn_like(x)) < 0.9
+
+
+def test_fid_and_kid_are_zero_for_the_same_features_and_grow_with_shift():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 8))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(a, a + 1.0) == pytest.approx(8.0, rel=0.05)
+    assert kernel_inception_distance(a, a + 1.0) > kernel_inception_distance(a, rng.normal(size=(200, 8)))
+
+
+def test_fid_is_reported_unavailable_without_weights():
+    x = torch.zeros(2, 3, 8, 8)
+    out = inception_metrics(x, x, None)
+    assert out["fid"] is None and out["kid"] is None and out["fid_status"].startswith("unavailable")
+
+
+def test_grid_png(tmp_path):
+    from PIL import Image
+
+    cols = [torch.rand(3, 3, 16, 16) * 2 - 1 for _ in range(4)]
+    path = save_grid(cols, tmp_path / "g.png", rows=2)
+    w, h = Image.open(path).size
+    assert (w, h) == (4 * 18 + 2, 2 * 18 + 2)

@@ -1,0 +1,47 @@
+"""Generator weights as safetensors with the config in the metadata (never pickle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from e2gan_api.manifest import sha256_file
+from trainers.models.generator import E2GANGenerator, GeneratorConfig
+
+
+def save_generator(model: E2GANGenerator, path: Path, extra: dict[str, str] | None = None) -> Path:
+    """Write weights + config atomically (a killed run never leaves a half file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {"format": "e2gan-generator/v1", "config": json.dumps(model.config.to_dict()), **(extra or {})}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def load_generator(path: Path) -> E2GANGenerator:
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"{path}: generator weights load from .safetensors only (never pickle)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such base model file; train one with `e2gan base`")
+    meta = read_metadata(path)
+    if "config" not in meta:
+        raise ValueError(f"{path}: not an e2gan generator (no config in the safetensors metadata)")
+    model = E2GANGenerator(GeneratorConfig(**json.loads(meta["config"])))
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+def weights_digest(path: Path) -> str:
+    return sha256_file(Path(path))

@@ -1,0 +1,1 @@
+"""End-to-end jobs: `distill` (one concept) and `base` (the multi-concept base)."""

@@ -1,0 +1,99 @@
+"""`e2gan base`: synthesize pairs for many concepts and train the base with Ray Train."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from e2gan_api.spec import BaseConceptSpec, ConceptBaseSpec, DataSpec, ResourcesSpec, TrainingSpec
+from trainers.pipeline.resources import ray_session
+
+# Held out of the built-in base so the embedded default (and the benchmarks) fine-tune
+# on concepts the base has never seen, as a user's new concept would be.
+HELD_OUT_CONCEPTS = ("pencil-sketch", "van-gogh")
+
+BUILTIN_PROMPTS = {
+    "old-photo": "make it look like an old faded sepia photograph",
+    "cartoon": "turn it into a flat cartoon with dark outlines",
+    "winter": "make it a cold winter day with falling snow",
+    "negative": "invert the colours like a film negative",
+    "vignette": "darken the corners with a warm vignette",
+    "blueprint": "draw it as a white-on-blue blueprint",
+    "thermal": "show it as a thermal camera heat map",
+    "night": "make it night time",
+    "pencil-sketch": "turn the photo into a pencil sketch",
+    "van-gogh": "paint it in the style of Van Gogh with swirling strokes",
+}
+
+
+def default_base_spec() -> ConceptBaseSpec:
+    """The built-in base: every procedural teacher except the held-out ones, 64 px."""
+    from trainers.teachers import PROCEDURAL_TEACHERS
+
+    concepts = [
+        BaseConceptSpec(concept=name, prompt=BUILTIN_PROMPTS.get(name, name.replace("-", " ")))
+        for name in sorted(PROCEDURAL_TEACHERS)
+        if name not in HELD_OUT_CONCEPTS
+    ]
+    return ConceptBaseSpec(
+        concepts=concepts,
+        data=DataSpec(pairs=256, held_out=16, seed=1),
+        training=TrainingSpec(resolution=64, steps=20000, batch_size=16, learning_rate=1e-3, max_seconds=3600),
+        resources=ResourcesSpec(workers=1, cpus_per_worker=2),
+    )
+
+
+def run_base(spec: ConceptBaseSpec, out: Path, storage: str) -> tuple[Path, dict]:
+    from trainers.data.pairs import PairStore
+    from trainers.models.weights import save_generator
+    from trainers.sources import open_source
+    from trainers.teachers import build_teacher
+    from trainers.text import load_text_encoder
+    from trainers.train.base import BaseTrainSettings, train_base
+
+    started = time.perf_counter()
+    encoder = load_text_encoder(None)
+    res = spec.training.resolution
+    store = PairStore(Path(storage) / "pairs" if "://" not in storage else Path("./runs/base-pairs"))
+    sources, targets, index = [], [], []
+    for i, concept in enumerate(spec.concepts):
+        print(f"[e2gan] Synthesizing {spec.data.pairs} pairs for {concept.concept}", flush=True)
+        # Each concept sees different scenes (seed offset): more variety for the base.
+        source = open_source(spec.data.source, spec.data.pairs, res, spec.data.seed + 1000 * i)
+        teacher = build_teacher(concept.teacher, concept.concept)
+        keys = store.synthesize(source.images, source.hashes, teacher, concept.prompt, concept.concept,
+                                batch_size=concept.teacher.batch_size)
+        s, t = store.load(keys)
+        sources.append(s)
+        targets.append(t)
+        index.append(np.full(len(s), i, dtype=np.int64))
+    text_table = encoder.encode([c.prompt for c in spec.concepts]).numpy()
+    generator = {"width": spec.width, "text_dim": encoder.dim}
+    settings = BaseTrainSettings(
+        steps=spec.training.steps,
+        batch_size=spec.training.batch_size,
+        lr=spec.training.learning_rate,
+        seed=spec.training.seed,
+        max_seconds=spec.training.max_seconds,
+        workers=spec.resources.workers,
+        use_gpu=spec.resources.gpus_per_worker > 0,
+        cpus_per_worker=1.0 if spec.resources.gpus_per_worker == 0 else float(spec.resources.cpus_per_worker),
+        threads=spec.resources.cpus_per_worker,
+        generator=generator,
+    )
+    with ray_session(spec.resources):
+        model, state = train_base(
+            np.concatenate(sources), np.concatenate(targets), np.concatenate(index), text_table, settings, storage
+        )
+    meta = {
+        "concepts": json.dumps([c.concept for c in spec.concepts]),
+        "steps": str(state["step"]),
+        "resolution": str(res),
+        "seed": str(spec.training.seed),
+        "spec": spec.model_dump_json(by_alias=True),
+    }
+    save_generator(model, out, extra=meta)
+    return out, {"steps": state["step"], "seconds": round(time.perf_counter() - started, 1), "concepts": len(spec.concepts)}

@@ -1,0 +1,253 @@
+"""`e2gan distill`: synthesize → select → search → fine-tune → evaluate → export → publish.
+
+Everything that can be refused is checked before any heavy work (spec, base weights,
+teacher availability, catalog reachability), so a bad request costs seconds and
+writes nothing. The adapter is assembled in a scratch folder and handed to the
+catalog whole; the catalog publishes it atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from e2gan_api.manifest import MANIFEST_NAME, AdapterManifest, digest_files
+from e2gan_api.spec import ConceptAdapterSpec
+from trainers.pipeline.progress import Progress
+from trainers.pipeline.resources import builtin_base_path, ray_session, threads_per_trial
+
+
+class JobError(RuntimeError):
+    """A refusal with a one-line reason (bad input, missing weights); the CLI exits 2."""
+
+
+@dataclass
+class DistillResult:
+    folder: Path
+    manifest: AdapterManifest
+    entry: object | None
+
+
+def resolve_base(spec: ConceptAdapterSpec) -> Path:
+    if spec.base.weights:
+        path = Path(spec.base.weights)
+        if not path.is_file():
+            raise JobError(f"base.weights: {path} does not exist; train one with `e2gan base` or fix the path")
+        return path
+    if spec.base.name == "builtin":
+        return builtin_base_path()
+    raise JobError(
+        f"base.name: {spec.base.name!r} is a ConceptBase resource; outside Kubernetes give base.weights "
+        "(the .safetensors file `e2gan base` wrote) or use 'builtin'"
+    )
+
+
+def distill(
+    spec: ConceptAdapterSpec,
+    catalog_uri: str | None = None,
+    work_dir: Path | None = None,
+    progress_key: str | None = None,
+    inception: str | None = None,
+    publish: bool = True,
+) -> DistillResult:
+    from catalog import CatalogError, open_catalog
+    from trainers.data.convert import to_tensor
+    from trainers.data.pairs import PairStore
+    from trainers.data.select import select_nearest_centres
+    from trainers.evaluate.grid import save_grid
+    from trainers.evaluate.metrics import inception_metrics, psnr, ssim
+    from trainers.export.onnx import export_and_verify
+    from trainers.models.generator import ConceptGenerator
+    from trainers.models.weights import load_generator, weights_digest
+    from trainers.sources import open_source
+    from trainers.teachers import TeacherUnavailable, build_teacher
+    from trainers.text import load_text_encoder
+    from trainers.train.concept import ConceptTrainSettings, train_concept
+    from trainers.train.loop import PairTensors
+    from trainers.train.lora import load_adapter, trainable_parameters
+    from trainers.train.search import SearchSettings, run_search, write_search_report
+
+    started = time.perf_counter()
+    uri = catalog_uri or spec.catalog.uri
+    try:
+        catalog = open_catalog(uri)
+    except (CatalogError, ValueError) as exc:
+        raise JobError(f"catalog: {exc}") from exc
+    progress = Progress(catalog, progress_key)
+    progress.stage("Validating", f"concept {spec.concept}")
+    base_path = resolve_base(spec)
+    base = load_generator(base_path)
+    base_digest = weights_digest(base_path)
+    try:
+        teacher = build_teacher(spec.teacher, spec.concept)
+    except (TeacherUnavailable, KeyError, ValueError) as exc:
+        raise JobError(f"teacher: {exc}") from exc
+    encoder = load_text_encoder(None)
+    if encoder.dim != base.config.text_dim:
+        raise JobError(f"base: expects {base.config.text_dim}-d text embeddings, the encoder gives {encoder.dim}")
+    text = encoder.encode([spec.prompt])[0]
+
+    work = Path(work_dir or tempfile.mkdtemp(prefix=f"e2gan-{spec.concept}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    res = spec.training.resolution
+
+    progress.stage("Synthesizing", f"{spec.data.pairs} pairs with {teacher.id}")
+    try:
+        source = open_source(spec.data.source, spec.data.pairs, res, spec.data.seed)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        raise JobError(f"data.source: {exc}") from exc
+    if len(source.images) < spec.data.held_out + 2:
+        raise JobError(
+            f"data.source: only {len(source.images)} usable images (skipped {source.skipped}); "
+            f"need more than data.heldOut + 1 = {spec.data.held_out + 1}"
+        )
+    store = PairStore(Path(spec.data.pairs_store) if spec.data.pairs_store else work / "pairs")
+    keys = store.synthesize(source.images, source.hashes, teacher, spec.prompt, spec.concept, batch_size=spec.teacher.batch_size)
+    src_u8, tgt_u8 = store.load(keys)
+    src, tgt = to_tensor(src_u8), to_tensor(tgt_u8)
+    texts = text.expand(len(src), -1).clone()
+    n_held = spec.data.held_out
+    held = PairTensors(src[-n_held:], tgt[-n_held:], texts[-n_held:])
+    pool = PairTensors(src[:-n_held], tgt[:-n_held], texts[:-n_held])
+
+    progress.stage("Selecting", f"keep {spec.data.keep_fraction:.0%} of {len(pool)} pairs by k-means")
+    if spec.data.selection_features == "clip":
+        from trainers.data.select import clip_image_features
+
+        features = clip_image_features(spec.data.clip_model)(src_u8[:-n_held])
+    else:
+        features = base.bottleneck_features(pool.source, pool.text)
+    chosen = select_nearest_centres(features, spec.data.keep_fraction, seed=spec.data.seed)
+    train = pool.subset(list(chosen))
+
+    with ray_session(spec.resources):
+        progress.stage("Searching", f"{spec.search.trials} rank patterns, {spec.search.parallel_trials} at a time")
+        progress.update(trialsDone=0, trialsTotal=spec.search.trials)
+
+        def on_trial(done: int, pattern: dict | None, score: float | None) -> None:
+            progress.update(trialsDone=done, lastTrial={"ranks": pattern, "psnr": score})
+
+        gpus = spec.resources.gpus_per_worker
+        report = run_search(
+            base,
+            train,
+            held,
+            SearchSettings(
+                ranks=list(spec.search.ranks),
+                trials=spec.search.trials,
+                parallel_trials=spec.search.parallel_trials,
+                steps=spec.search.steps,
+                batch_size=spec.training.batch_size,
+                lr=spec.training.learning_rate,
+                tolerance_db=spec.search.tolerance_db,
+                early_stopping=spec.search.early_stopping,
+                seed=spec.training.seed,
+                cpus_per_trial=threads_per_trial(spec),
+                gpus_per_trial=float(gpus),
+            ),
+            storage_path=str(work / "ray"),
+            on_trial=on_trial,
+        )
+        ranks = report["chosen"]["ranks"]
+        progress.update(trialsDone=len(report["trials"]), bestRanks=ranks)
+
+        progress.stage("Training", f"LoRA ranks {ranks}, {spec.training.steps} steps")
+        adapter_dir, train_seconds = train_concept(
+            base,
+            train,
+            ConceptTrainSettings(
+                ranks=ranks,
+                steps=spec.training.steps,
+                batch_size=spec.training.batch_size,
+                lr=spec.training.learning_rate,
+                seed=spec.training.seed,
+                max_seconds=spec.training.max_seconds,
+                adversarial_weight=spec.training.adversarial_weight,
+                workers=spec.resources.workers,
+                use_gpu=gpus > 0,
+                cpus_per_worker=threads_per_trial(spec),
+            ),
+            storage_path=str(work / "ray"),
+            run_name=f"finetune-{spec.concept}-{int(time.time())}",
+        )
+
+    progress.stage("Evaluating", f"{n_held} held-out pairs")
+    model = load_adapter(base, adapter_dir)
+    with torch.no_grad():
+        student = model(held.source, held.text)
+        before = base(held.source, held.text)
+    metrics: dict[str, float | str | None] = {
+        "psnr": psnr(student, held.target),
+        "ssim": ssim(student, held.target),
+        "base_psnr": psnr(before, held.target),
+        "base_ssim": ssim(before, held.target),
+        "search_best_psnr": report["best_psnr"],
+    }
+    metrics.update(inception_metrics(student, held.target, inception))
+
+    out = work / "adapter"
+    out.mkdir(exist_ok=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (out / name).write_bytes((adapter_dir / name).read_bytes())
+    save_grid([held.source, held.target, before, student], out / "preview.png")
+    write_search_report(report, out / "search.json")
+
+    if spec.export.onnx:
+        progress.stage("Exporting", "merge LoRA → ONNX, check against torch")
+        merged = load_adapter(base, adapter_dir).merge_and_unload()
+        export = export_and_verify(ConceptGenerator(merged, text), out, res, fp16=spec.export.fp16)
+        metrics.update(
+            onnx_max_abs_diff=export.max_abs_diff,
+            onnx_fp16_max_abs_diff=export.fp16_max_abs_diff,
+            parameters=export.parameters,
+            macs=export.macs,
+            ort_cpu_latency_ms=export.ort_cpu_latency_ms,
+        )
+    adapter_bytes = (out / "adapter_model.safetensors").stat().st_size
+    metrics["adapter_bytes"] = adapter_bytes
+
+    manifest = AdapterManifest(
+        concept=spec.concept,
+        prompt=spec.prompt,
+        base_model_digest=base_digest,
+        ranks=ranks,
+        metrics=metrics,
+        pairs_used=len(train),
+        pairs_synthesized=len(keys),
+        training_seconds=round(train_seconds, 3),
+        resolution=res,
+        trainable_parameters=trainable_parameters(model) or _lora_parameters(model),
+        spec=spec.model_dump(mode="json", by_alias=True),
+        files=digest_files(out),
+        teacher=teacher.id,
+        total_seconds=round(time.perf_counter() - started, 3),
+    )
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True))
+
+    entry = None
+    if publish:
+        progress.stage("Publishing", f"to {uri}")
+        entry = catalog.publish(out, base_digest=base_digest, concept=spec.concept)
+        progress.update(result=_entry_dict(entry))
+    progress.stage("Done", f"PSNR {metrics['psnr']:.2f} dB (base {metrics['base_psnr']:.2f} dB)")
+    return DistillResult(folder=out, manifest=manifest, entry=entry)
+
+
+def _lora_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+
+
+def _entry_dict(entry: object) -> dict:
+    if hasattr(entry, "model_dump"):
+        return entry.model_dump(mode="json")  # type: ignore[no-any-return]
+    return dict(entry.__dict__) if hasattr(entry, "__dict__") else {"entry": str(entry)}
+
+
+def keep_count(n: int, fraction: float) -> int:
+    return max(1, math.ceil(n * fraction))

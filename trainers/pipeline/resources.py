@@ -1,0 +1,58 @@
+"""Where the job runs: an existing Ray cluster (RayJob) or a local one on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from e2gan_api.spec import ConceptAdapterSpec, ResourcesSpec
+
+BUILTIN_BASE = "base-e2gan-w32-64px.safetensors"
+
+
+def builtin_base_path() -> Path:
+    """The base shipped with the package (made by `e2gan base`, see the README)."""
+    path = Path(str(resources.files("trainers") / "assets" / BUILTIN_BASE))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the built-in base is missing; rebuild it with `e2gan base --out {path}`")
+    return path
+
+
+def threads_per_trial(spec: ConceptAdapterSpec) -> float:
+    """CPUs each trial and worker reserves: the worker's CPUs split among parallel trials."""
+    cpus = spec.resources.cpus_per_worker * spec.resources.workers
+    return max(1.0, float(cpus // max(1, spec.search.parallel_trials)))
+
+
+@contextlib.contextmanager
+def ray_session(res: ResourcesSpec | None = None) -> Iterator[None]:
+    """Join the cluster in RAY_ADDRESS (inside a RayJob) or start a local one, loopback only."""
+    # Must be set before `import ray`: keeps every listener on 127.0.0.1 (environment.md).
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+    else:
+        cpus = os.cpu_count() or 2
+        ray.init(
+            num_cpus=cpus,
+            num_gpus=0,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            object_store_memory=int(os.environ.get("E2GAN_RAY_OBJECT_STORE_BYTES", 512 * 1024**2)),
+            log_to_driver=True,
+            logging_level="WARNING",
+        )
+    try:
+        yield
+    finally:
+        ray.shutdown()

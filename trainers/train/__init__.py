@@ -1,0 +1,1 @@
+"""Training: the base generator (Ray Train), crucial-layer LoRA (peft), rank search (Ray Tune)."""

@@ -1,0 +1,174 @@
+"""Rank search with Ray Tune: trials over per-group rank patterns, in parallel, ASHA-stopped.
+
+Each trial is a function trainable (Ray 2.60's Train V2 no longer nests a trainer in a
+trial, and per-trial TorchTrainers leaked CPUs under ASHA here): it attaches LoRA with
+its pattern to the base generator, trains on the selected pairs and reports held-out
+PSNR every few steps so ASHA can stop weak patterns early.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from trainers.evaluate.metrics import psnr
+from trainers.models.generator import E2GANGenerator
+from trainers.train.loop import PairTensors, fit
+from trainers.train.lora import attach_lora, trainable_parameters
+from trainers.train.patterns import candidate_patterns, choose
+
+
+@dataclass
+class SearchSettings:
+    ranks: list[int]
+    trials: int
+    parallel_trials: int
+    steps: int
+    batch_size: int
+    lr: float
+    tolerance_db: float
+    early_stopping: bool
+    seed: int = 0
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    report_every: int = 10
+
+
+def held_out_psnr(model: torch.nn.Module, held_out: PairTensors) -> float:
+    with torch.no_grad():
+        return psnr(model(held_out.source, held_out.text), held_out.target)
+
+
+def lora_trial(config: dict, base_state: dict, base_config: dict, train: PairTensors, held_out: PairTensors) -> None:
+    """One Tune trial (module-level so Ray workers can import it)."""
+    from ray import tune
+
+    from trainers.models.generator import GeneratorConfig
+
+    torch.set_num_threads(max(1, int(config.get("threads", 1))))
+    base = E2GANGenerator(GeneratorConfig(**base_config))
+    base.load_state_dict(base_state)
+    model = attach_lora(base, config["pattern"])
+    params = trainable_parameters(model)
+    every = config["report_every"]
+
+    def on_step(step: int, loss: float) -> None:
+        if step % every == 0 or step == config["steps"]:
+            score = held_out_psnr(model, held_out)
+            model.train()
+            tune.report({"psnr": score, "loss": loss, "step": step, "trainable_params": params})
+
+    fit(model, train, steps=config["steps"], batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"], on_step=on_step)
+
+
+def run_search(
+    base: E2GANGenerator,
+    train: PairTensors,
+    held_out: PairTensors,
+    settings: SearchSettings,
+    storage_path: str | None = None,
+    storage_filesystem=None,
+    on_trial: callable | None = None,
+) -> dict:
+    """Run the search; return {"chosen": trial, "trials": [...], "best_psnr": ...}."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    patterns = candidate_patterns(settings.ranks, settings.trials, settings.seed)
+    trainable = tune.with_parameters(
+        lora_trial,
+        base_state={k: v.detach().cpu() for k, v in base.state_dict().items()},
+        base_config=base.config.to_dict(),
+        train=train,
+        held_out=held_out,
+    )
+    trainable = tune.with_resources(trainable, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+    scheduler = (
+        ASHAScheduler(
+            time_attr="step",
+            max_t=settings.steps,
+            grace_period=max(settings.report_every, settings.steps // 4),
+            reduction_factor=2,
+        )
+        if settings.early_stopping
+        else FIFOScheduler()
+    )
+    param_space = {
+        "pattern": tune.grid_search(patterns),
+        "steps": settings.steps,
+        "batch_size": settings.batch_size,
+        "lr": settings.lr,
+        "seed": settings.seed,
+        "report_every": min(settings.report_every, settings.steps),
+        "threads": max(1, int(settings.cpus_per_trial)),
+    }
+    run_config = tune.RunConfig(
+        name=f"rank-search-{int(time.time() * 1000)}",
+        storage_path=storage_path or tempfile.mkdtemp(prefix="e2gan-tune-"),
+        storage_filesystem=storage_filesystem,
+        verbose=0,
+        callbacks=[_Progress(on_trial)] if on_trial else None,
+        failure_config=tune.FailureConfig(max_failures=0),
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric="psnr",
+            mode="max",
+            scheduler=scheduler,
+            max_concurrent_trials=settings.parallel_trials,
+        ),
+        run_config=run_config,
+    )
+    grid = tuner.fit()
+    trials = []
+    for result in grid:
+        if result.error is not None:
+            raise RuntimeError(f"rank search trial failed: {result.error}")
+        m = result.metrics or {}
+        trials.append(
+            {
+                "ranks": result.config["pattern"],
+                "psnr": m.get("psnr"),
+                "steps": m.get("step"),
+                "trainable_params": m.get("trainable_params"),
+                "stopped_early": (m.get("step") or 0) < settings.steps,
+            }
+        )
+    trials.sort(key=lambda t: json.dumps(t["ranks"], sort_keys=True))
+    chosen = choose(trials, settings.tolerance_db)
+    return {
+        "chosen": chosen,
+        "best_psnr": max(t["psnr"] for t in trials if t["psnr"] is not None),
+        "tolerance_db": settings.tolerance_db,
+        "trials": trials,
+        "rule": "cheapest pattern (fewest trainable parameters) within tolerance_db of the best held-out PSNR",
+    }
+
+
+class _Progress:
+    """Tune callback that forwards trial completions (for progress bars and the operator)."""
+
+    def __new__(cls, on_trial):  # a Callback subclass built lazily: ray imports stay inside functions
+        from ray.tune import Callback
+
+        class _CB(Callback):
+            def __init__(self) -> None:
+                self.done = 0
+
+            def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+                self.done += 1
+                on_trial(self.done, trial.config.get("pattern"), trial.last_result.get("psnr"))
+
+        return _CB()
+
+
+def write_search_report(report: dict, path: Path) -> Path:
+    Path(path).write_text(json.dumps(report, indent=2, sort_keys=True))
+    return Path(path)
