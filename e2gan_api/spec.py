@@ -22,7 +22,10 @@ RESOLUTION_MULTIPLE = 2**DOWNSAMPLINGS
 # Names are DNS-1123 labels so they can be Kubernetes names and catalog path segments.
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # A catalog is a local folder or an s3://bucket/prefix URI.
-CATALOG_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?|file://[^\s]+|/[^\s]*|\.{0,2}/?[A-Za-z0-9._][^\s]*)$"
+CATALOG_URI_PATTERN = (
+    r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?"
+    r"|(file://)?/?[A-Za-z0-9._][A-Za-z0-9._/-]*)$"
+)
 
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=NAME_PATTERN)]
 
@@ -270,11 +273,15 @@ class ResourcesSpec(SpecModel):
 
 
 class ExportSpec(SpecModel):
+    """What is exported next to the PEFT adapter."""
+
     onnx: bool = Field(default=True, description="export the merged generator to ONNX (fp32)")
     fp16: bool = Field(default=True, description="also export an fp16 ONNX model")
 
 
 class CatalogSpec(SpecModel):
+    """Where the adapter is published."""
+
     uri: str = Field(
         default="./catalog",
         min_length=1,
@@ -320,7 +327,9 @@ class ConceptAdapterSpec(SpecModel):
         description="on deletion of the resource: Retain keeps published versions; Delete "
         "removes them and their index entries",
     )
-    suspend: bool = Field(default=False, description="pause: no new RayJob while true")
+    suspend: bool = Field(
+        default=False, description="pause: the RayJob is created or kept suspended while true (KubeRay suspend)"
+    )
 
     def teacher_id(self) -> str:
         """The procedural teacher this spec resolves to (its own name or the concept)."""
@@ -330,8 +339,8 @@ class ConceptAdapterSpec(SpecModel):
 class BaseConceptSpec(SpecModel):
     """One concept the base model is trained on."""
 
-    concept: Name
-    prompt: str = Field(min_length=1, max_length=1000)
+    concept: Name = Field(description="concept id, a DNS label; also the procedural teacher's default name")
+    prompt: str = Field(min_length=1, max_length=1000, description="edit instruction for this concept")
     teacher: TeacherSpec = Field(default_factory=TeacherSpec)
 
 

@@ -60,7 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         "--storage resumes from the last checkpoint.",
     )
     b.add_argument("spec", nargs="?", help="ConceptBase spec YAML (default: the built-in procedural concepts)")
-    b.add_argument("--out", type=Path, required=True, help="where to write the base weights (.safetensors)")
+    b.add_argument("--spec-json-b64", help="the spec as base64 JSON (how the operator's RayJob passes it)")
+    b.add_argument("--out", type=Path, default=Path("base.safetensors"), help="where to write the base weights (.safetensors)")
+    b.add_argument("--catalog", help="also publish the weights to this catalog (folder or s3://bucket/prefix)")
+    b.add_argument("--name", default="base", help="name recorded with the published weights (default: base)")
+    b.add_argument("--progress-key", help="write progress to the catalog under this key (used by the operator)")
     b.add_argument("--storage", default="./runs/base", help="Ray Train storage (checkpoints) folder or s3:// URI")
     b.add_argument("--steps", type=int, help="override training.steps")
     b.add_argument("--minutes", type=float, help="override training.maxSeconds, in minutes")
@@ -83,18 +87,31 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _spec_from_b64(text: str, model, kind: str):
+    from e2gan_api.load import SpecError, spec_dict
+    from e2gan_api.spec import first_error
+
+    try:
+        document = json.loads(base64.b64decode(text, validate=True))
+    except ValueError as exc:
+        raise SpecError("--spec-json-b64: not base64-encoded JSON") from exc
+    try:
+        return model.model_validate(spec_dict(document, kind))
+    except SpecError:
+        raise
+    except ValueError as exc:
+        raise SpecError(first_error(exc)) from exc
+
+
 def _load_adapter_spec(args: argparse.Namespace):
-    from e2gan_api.load import SpecError, load_spec, spec_dict
-    from e2gan_api.spec import ConceptAdapterSpec, first_error
+    from e2gan_api.load import SpecError, load_spec
+    from e2gan_api.spec import ConceptAdapterSpec
 
     if args.spec_json_b64:
         try:
-            document = json.loads(base64.b64decode(args.spec_json_b64))
-            return ConceptAdapterSpec.model_validate(spec_dict(document, "ConceptAdapter"))
+            return _spec_from_b64(args.spec_json_b64, ConceptAdapterSpec, "ConceptAdapter")
         except SpecError as exc:
             raise UsageError(str(exc)) from exc
-        except ValueError as exc:
-            raise UsageError(first_error(exc)) from exc
     if not args.spec:
         raise UsageError("distill: give a spec file (or --spec-json-b64); see `e2gan distill --help`")
     path = args.spec
@@ -151,7 +168,10 @@ def cmd_base(args: argparse.Namespace) -> int:
     from trainers.pipeline.base import default_base_spec, run_base
 
     try:
-        spec = load_spec(args.spec, ConceptBaseSpec) if args.spec else default_base_spec()
+        if args.spec_json_b64:
+            spec = _spec_from_b64(args.spec_json_b64, ConceptBaseSpec, "ConceptBase")
+        else:
+            spec = load_spec(args.spec, ConceptBaseSpec) if args.spec else default_base_spec()
     except SpecError as exc:
         raise UsageError(str(exc)) from exc
     if args.steps:
@@ -160,7 +180,13 @@ def cmd_base(args: argparse.Namespace) -> int:
         spec.training.max_seconds = max(1, int(args.minutes * 60))
     if args.out.suffix != ".safetensors":
         raise UsageError("--out: base weights are written as .safetensors; give a path ending in .safetensors")
-    path, state = run_base(spec, args.out, args.storage)
+    from trainers.pipeline.base import BaseJobError
+
+    try:
+        path, state = run_base(spec, args.out, args.storage, catalog_uri=args.catalog, name=args.name,
+                               progress_key=args.progress_key)
+    except BaseJobError as exc:
+        raise UsageError(str(exc)) from exc
     print(json.dumps({"out": str(path), **state}))
     return 0
 

@@ -33,13 +33,17 @@ class ExportReport:
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-accumulates of Conv2d/Linear layers plus attention matmuls, for one forward."""
+    """Multiply-accumulates of (transposed) convolutions, Linear layers and attention matmuls."""
     total = 0
 
     def conv_hook(m: nn.Conv2d, inp, out) -> None:
         nonlocal total
         k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
         total += out.numel() * k
+
+    def deconv_hook(m: nn.ConvTranspose2d, inp, out) -> None:
+        nonlocal total  # every input element scatters a Cout×k×k kernel
+        total += inp[0].numel() * m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
 
     def linear_hook(m: nn.Linear, inp, out) -> None:
         nonlocal total
@@ -49,6 +53,8 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.ConvTranspose2d):
+            hooks.append(m.register_forward_hook(deconv_hook))
         elif isinstance(m, nn.Linear):
             hooks.append(m.register_forward_hook(linear_hook))
         elif m.__class__.__name__ == "Attention":

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from e2gan_api.spec import BaseConceptSpec, ConceptBaseSpec, DataSpec, ResourcesSpec, TrainingSpec
+from trainers.pipeline.progress import Progress
 from trainers.pipeline.resources import ray_session
 
 # Held out of the built-in base so the embedded default (and the benchmarks) fine-tune
@@ -40,13 +41,52 @@ def default_base_spec() -> ConceptBaseSpec:
     ]
     return ConceptBaseSpec(
         concepts=concepts,
-        data=DataSpec(pairs=256, held_out=16, seed=1),
+        data=DataSpec(pairs=512, held_out=16, seed=1),
         training=TrainingSpec(resolution=64, steps=20000, batch_size=16, learning_rate=1e-3, max_seconds=3600),
         resources=ResourcesSpec(workers=1, cpus_per_worker=2),
     )
 
 
-def run_base(spec: ConceptBaseSpec, out: Path, storage: str) -> tuple[Path, dict]:
+class BaseJobError(RuntimeError):
+    """A refusal with a one-line reason; the CLI exits 2."""
+
+
+def run_base(
+    spec: ConceptBaseSpec,
+    out: Path,
+    storage: str,
+    catalog_uri: str | None = None,
+    name: str = "base",
+    progress_key: str | None = None,
+) -> tuple[Path, dict]:
+    """Train the base; with a catalog, publish the weights and report progress there."""
+    catalog = None
+    if catalog_uri:
+        from catalog import CatalogError, open_catalog
+
+        try:
+            catalog = open_catalog(catalog_uri)
+        except CatalogError as exc:
+            raise BaseJobError(f"catalog: {exc}") from exc
+    progress = Progress(catalog, progress_key)
+    try:
+        path, state = _run_base(spec, out, storage, progress)
+        if catalog is not None:
+            from catalog.bases import publish_base
+
+            progress.stage("Publishing", f"base weights to {catalog_uri}")
+            published = publish_base(catalog, path, name, {"steps": state["steps"], "concepts": state["concepts"]})
+            state["published"] = published
+            progress.update(result={"uri": published["uri"], "digest": published["digest"], "version": published["digest"][:16],
+                                    "metrics": {"steps": state["steps"], "loss": state.get("loss")}})
+        progress.stage("Done", f"{state['steps']} steps")
+        return path, state
+    except Exception as exc:
+        progress.failed(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _run_base(spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress) -> tuple[Path, dict]:
     from trainers.data.pairs import PairStore
     from trainers.models.weights import save_generator
     from trainers.sources import open_source
@@ -60,7 +100,7 @@ def run_base(spec: ConceptBaseSpec, out: Path, storage: str) -> tuple[Path, dict
     store = PairStore(Path(storage) / "pairs" if "://" not in storage else Path("./runs/base-pairs"))
     sources, targets, index = [], [], []
     for i, concept in enumerate(spec.concepts):
-        print(f"[e2gan] Synthesizing {spec.data.pairs} pairs for {concept.concept}", flush=True)
+        progress.stage("Synthesizing", f"{spec.data.pairs} pairs for {concept.concept}")
         # Each concept sees different scenes (seed offset): more variety for the base.
         source = open_source(spec.data.source, spec.data.pairs, res, spec.data.seed + 1000 * i)
         teacher = build_teacher(concept.teacher, concept.concept)
@@ -84,6 +124,7 @@ def run_base(spec: ConceptBaseSpec, out: Path, storage: str) -> tuple[Path, dict
         threads=spec.resources.cpus_per_worker,
         generator=generator,
     )
+    progress.stage("Training", f"{len(spec.concepts)} concepts, {spec.training.steps} steps")
     with ray_session(spec.resources):
         model, state = train_base(
             np.concatenate(sources), np.concatenate(targets), np.concatenate(index), text_table, settings, storage
@@ -96,4 +137,5 @@ def run_base(spec: ConceptBaseSpec, out: Path, storage: str) -> tuple[Path, dict
         "spec": spec.model_dump_json(by_alias=True),
     }
     save_generator(model, out, extra=meta)
-    return out, {"steps": state["step"], "seconds": round(time.perf_counter() - started, 1), "concepts": len(spec.concepts)}
+    return out, {"steps": state["step"], "loss": state.get("loss"), "seconds": round(time.perf_counter() - started, 1),
+                 "concepts": len(spec.concepts)}

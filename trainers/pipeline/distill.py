@@ -9,11 +9,11 @@ catalog whole; the catalog publishes it atomically.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +21,9 @@ from e2gan_api.manifest import MANIFEST_NAME, AdapterManifest, digest_files
 from e2gan_api.spec import ConceptAdapterSpec
 from trainers.pipeline.progress import Progress
 from trainers.pipeline.resources import builtin_base_path, ray_session, threads_per_trial
+
+if TYPE_CHECKING:
+    from catalog import Catalog
 
 
 class JobError(RuntimeError):
@@ -36,12 +39,18 @@ class DistillResult:
 
 def resolve_base(spec: ConceptAdapterSpec) -> Path:
     if spec.base.weights:
-        path = Path(spec.base.weights)
-        if not path.is_file():
-            raise JobError(f"base.weights: {path} does not exist; train one with `e2gan base` or fix the path")
-        return path
+        from catalog import CatalogError
+        from catalog.bases import fetch_base
+
+        try:  # a local path, or the s3:// URI `e2gan base --catalog` published
+            return fetch_base(spec.base.weights)
+        except CatalogError as exc:
+            raise JobError(f"base.weights: {exc}; train one with `e2gan base` or fix the path") from exc
     if spec.base.name == "builtin":
-        return builtin_base_path()
+        try:
+            return builtin_base_path()
+        except FileNotFoundError as exc:
+            raise JobError(f"base: {exc}") from exc
     raise JobError(
         f"base.name: {spec.base.name!r} is a ConceptBase resource; outside Kubernetes give base.weights "
         "(the .safetensors file `e2gan base` wrote) or use 'builtin'"
@@ -57,6 +66,31 @@ def distill(
     publish: bool = True,
 ) -> DistillResult:
     from catalog import CatalogError, open_catalog
+
+    started = time.perf_counter()
+    uri = catalog_uri or spec.catalog.uri
+    try:
+        catalog = open_catalog(uri)
+    except (CatalogError, ValueError) as exc:
+        raise JobError(f"catalog: {exc}") from exc
+    progress = Progress(catalog, progress_key)
+    try:
+        return _distill(spec, catalog, uri, progress, work_dir, inception, publish, started)
+    except Exception as exc:  # the operator reads this reason; the CLI prints it too
+        progress.failed(f"{type(exc).__name__}: {exc}" if not isinstance(exc, JobError) else str(exc))
+        raise
+
+
+def _distill(
+    spec: ConceptAdapterSpec,
+    catalog: Catalog,
+    uri: str,
+    progress: Progress,
+    work_dir: Path | None,
+    inception: str | None,
+    publish: bool,
+    started: float,
+) -> DistillResult:
     from trainers.data.convert import to_tensor
     from trainers.data.pairs import PairStore
     from trainers.data.select import select_nearest_centres
@@ -73,13 +107,6 @@ def distill(
     from trainers.train.lora import load_adapter, trainable_parameters
     from trainers.train.search import SearchSettings, run_search, write_search_report
 
-    started = time.perf_counter()
-    uri = catalog_uri or spec.catalog.uri
-    try:
-        catalog = open_catalog(uri)
-    except (CatalogError, ValueError) as exc:
-        raise JobError(f"catalog: {exc}") from exc
-    progress = Progress(catalog, progress_key)
     progress.stage("Validating", f"concept {spec.concept}")
     base_path = resolve_base(spec)
     base = load_generator(base_path)
@@ -247,7 +274,3 @@ def _entry_dict(entry: object) -> dict:
     if hasattr(entry, "model_dump"):
         return entry.model_dump(mode="json")  # type: ignore[no-any-return]
     return dict(entry.__dict__) if hasattr(entry, "__dict__") else {"entry": str(entry)}
-
-
-def keep_count(n: int, fraction: float) -> int:
-    return max(1, math.ceil(n * fraction))

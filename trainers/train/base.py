@@ -27,7 +27,7 @@ class BaseTrainSettings:
     max_seconds: float
     workers: int = 1
     use_gpu: bool = False
-    cpus_per_worker: float = 1.0  # reserved from Ray; leave some for Ray Data's tasks
+    cpus_per_worker: float = 1.0  # reserved from Ray
     threads: int = 1  # torch threads per worker (may exceed the reservation on a laptop)
     checkpoint_every: int = 200
     generator: dict = field(default_factory=dict)
@@ -58,17 +58,17 @@ def base_train_loop(config: dict) -> None:
             start = load_checkpoint(Path(folder), model, optimizer)["step"]
     model = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
-    text_table = torch.as_tensor(np.asarray(config["text_table"]), dtype=torch.float32).to(device)
-    shard = ray.train.get_dataset_shard("train")
     rank = ray.train.get_context().get_world_rank()
-
-    def batches():
-        while True:  # epochs until the step budget ends
-            for b in shard.iter_torch_batches(
-                batch_size=config["batch_size"], drop_last=True, device=device, local_shuffle_buffer_size=4 * config["batch_size"]
-            ):
-                yield PairTensors(_unit(b["source"]), _unit(b["target"]), text_table[b["concept"].long()])
-
+    world = ray.train.get_context().get_world_size()
+    # Pairs arrive in memory (a few thousand small images); each worker trains on its
+    # own slice. Ray Data streaming cost more than the model on a 2-core machine.
+    index = np.arange(rank, len(config["source"]), world)
+    text_table = torch.as_tensor(np.asarray(config["text_table"]), dtype=torch.float32)
+    data = PairTensors(
+        _unit(torch.from_numpy(config["source"][index])).to(device),
+        _unit(torch.from_numpy(config["target"][index])).to(device),
+        text_table[torch.from_numpy(config["concept"][index])].to(device),
+    )
     bar = tqdm(total=config["steps"], initial=start, desc="base", disable=rank != 0, mininterval=5)
     every = config["checkpoint_every"]
     started = time.perf_counter()
@@ -88,15 +88,14 @@ def base_train_loop(config: dict) -> None:
 
     fit(
         model,
-        PairTensors(torch.empty(0), torch.empty(0), torch.empty(0)),
+        data,
         steps=config["steps"],
         batch_size=config["batch_size"],
         lr=config["lr"],
-        seed=config["seed"],
+        seed=config["seed"] + rank,
         start_step=start,
         optimizer=optimizer,
         on_step=on_step,
-        batches=batches(),
     )
     bar.close()
 
@@ -112,17 +111,11 @@ def train_base(
     storage_filesystem=None,
 ) -> tuple[E2GANGenerator, dict]:
     """Train (or resume) the base; return the generator and the last checkpoint's state."""
-    import ray.data
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from trainers.train.checkpoint import load_checkpoint
 
-    items = [{"source": s, "target": t, "concept": int(c)} for s, t, c in zip(source, target, concept_index, strict=True)]
-    # No global random_shuffle: its tasks need CPUs the train worker holds on a small
-    # machine (it deadlocked on 2 cores); a local shuffle buffer mixes batches instead.
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    dataset = ray.data.from_items(items)
     trainer = TorchTrainer(
         base_train_loop,
         train_loop_config={
@@ -134,6 +127,9 @@ def train_base(
             "checkpoint_every": settings.checkpoint_every,
             "generator": settings.generator,
             "text_table": text_table.tolist(),
+            "source": source,
+            "target": target,
+            "concept": concept_index.astype(np.int64),
             "threads": settings.threads,
         },
         scaling_config=ScalingConfig(
@@ -148,7 +144,6 @@ def train_base(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=0),
         ),
-        datasets={"train": dataset},
     )
     result = trainer.fit()
     if result.error:

@@ -7,7 +7,7 @@ baselines all call `fit`, so their numbers differ only by what is trainable.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -59,12 +59,8 @@ def fit(
     start_step: int = 0,
     optimizer: torch.optim.Optimizer | None = None,
     on_step: Callable[[int, float], bool | None] | None = None,
-    batches: Iterable[PairTensors] | None = None,
 ) -> FitResult:
-    """Train `model`'s trainable parameters; `on_step(step, loss)` returning True stops early.
-
-    `batches` replaces random sampling from `data` (Ray Train feeds dataset shards).
-    """
+    """Train `model`'s trainable parameters; `on_step(step, loss)` returning True stops early."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: every parameter is frozen")
@@ -77,17 +73,9 @@ def fit(
     model.train()
     started = time.perf_counter()
     loss_value = float("nan")
-    batch_iter = iter(batches) if batches is not None else None
     step = start_step
     while step < steps:
-        if batch_iter is not None:
-            try:
-                batch = next(batch_iter)
-            except StopIteration:
-                batch_iter = iter(batches)  # type: ignore[arg-type]
-                batch = next(batch_iter)
-        else:
-            batch = data.subset(torch.randint(len(data), (batch_size,), generator=gen))
+        batch = data.subset(torch.randint(len(data), (batch_size,), generator=gen))
         text = batch.text if use_text else None
         fake = call_generator(model, batch.source, text)
         loss = F.l1_loss(fake, batch.target)

@@ -1,0 +1,62 @@
+"""The operator's reads and deletions in the catalog store, off the event loop.
+
+The catalog package is synchronous (minio or local files); every call runs in a worker
+thread so a slow store never stalls the watch streams. Progress comes from the object the
+training job writes (`progress/<namespace>/<name>/<generation>.json`), not from logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from catalog import Catalog, CatalogError, IndexEntry, open_catalog
+
+
+class Catalogs:
+    """Open catalogs by URI (one client each, reused) and call them in threads."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, Catalog] = {}
+        self._lock = threading.Lock()
+
+    def _catalog(self, uri: str) -> Catalog:
+        with self._lock:
+            cat = self._open.get(uri)
+            if cat is None:
+                try:
+                    cat = open_catalog(uri)
+                except (ValueError, OSError) as exc:
+                    raise CatalogError(f"catalog {uri}: {exc}") from exc
+                self._open[uri] = cat
+            return cat
+
+    async def _call(self, uri: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        def run() -> Any:
+            try:
+                return getattr(self._catalog(uri), method)(*args, **kwargs)
+            except CatalogError:
+                raise
+            except Exception as exc:  # a store library's own errors (network, minio): one type for callers
+                raise CatalogError(f"catalog {uri}: {type(exc).__name__}: {exc}") from exc
+
+        return await asyncio.to_thread(run)
+
+    async def read_progress(self, uri: str, key: str) -> dict[str, Any] | None:
+        return await self._call(uri, "read_progress", key)
+
+    async def versions(self, uri: str, concept: str) -> list[IndexEntry]:
+        return await self._call(uri, "versions", concept)
+
+    async def delete(self, uri: str, concept: str, version: str, base_digest: str | None) -> list[IndexEntry]:
+        return await self._call(uri, "delete", concept, version=version, base_digest=base_digest or None)
+
+    def close(self) -> None:
+        with self._lock:
+            for cat in self._open.values():
+                try:
+                    cat.close()
+                except Exception:  # closing is best effort at shutdown
+                    pass
+            self._open.clear()

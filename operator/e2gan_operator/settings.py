@@ -1,0 +1,300 @@
+"""Operator settings: environment variables plus the mounted defaults file, composed into `OperatorSettings`.
+
+Small dataclasses in the kopf style: every field says its unit, its default and why. Nothing
+here talks to the cluster; `OperatorSettings.from_env()` is called once at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS_FILE = "/etc/e2gan/defaults.yaml"
+
+
+class SettingsError(ValueError):
+    """The environment or the defaults file is unusable; the message names the key."""
+
+
+@dataclass(frozen=True)
+class PodDefaults:
+    """Cluster-wide defaults for one kind of Ray pod (head or worker)."""
+
+    resources: dict[str, Any] = field(default_factory=dict)
+    """Container `resources` (requests/limits). For workers, the ConceptAdapter's
+    `resources` (CPUs, memory, GPUs) override the matching keys. Default: none."""
+
+    node_selector: dict[str, str] = field(default_factory=dict)
+    """`nodeSelector` of the pod, e.g. a GPU node pool for workers. Default: none."""
+
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    """`tolerations` of the pod, e.g. the taint of GPU nodes. Default: none."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    """Extra pod labels (cost attribution, network policies). Default: none."""
+
+    annotations: dict[str, str] = field(default_factory=dict)
+    """Extra pod annotations (e.g. to keep cluster autoscalers from evicting). Default: none."""
+
+
+@dataclass(frozen=True)
+class CatalogConnection:
+    """How Ray pods reach the catalog store; injected into their environment as E2GAN_S3_*."""
+
+    endpoint: str | None = None
+    """S3 endpoint host:port (MinIO service). None: the trainer image's default (AWS)."""
+
+    secure: bool = True
+    """Use HTTPS to the endpoint. Default true; false only for in-cluster MinIO without TLS."""
+
+    region: str = "us-east-1"
+    """S3 region; always passed because MinIO-compatible servers need it for signing."""
+
+    credentials_secret: str | None = None
+    """Secret (same namespace as the resource) with keys `accesskey` and `secretkey`, injected
+    as E2GAN_S3_ACCESS_KEY/E2GAN_S3_SECRET_KEY. None: no credentials are injected."""
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    """Lifetime limits written into every RayJob."""
+
+    ttl_seconds_after_finished: int = 3600
+    """Seconds KubeRay keeps the Ray cluster after the job ends (logs stay readable). Default 1 h."""
+
+    active_deadline_seconds: int | None = 7 * 24 * 3600
+    """Hard wall-clock limit of one RayJob in seconds; KubeRay fails it after. Default 7 days."""
+
+    backoff_limit: int = 0
+    """Retries with a fresh Ray cluster after a failure. Default 0: a failure is reported at once
+    (the trainer retries its own trials; a broken spec should not burn GPU hours)."""
+
+
+@dataclass(frozen=True)
+class ClusterDefaults:
+    """The mounted defaults file (a ConfigMap): what every RayJob gets unless the spec says otherwise."""
+
+    service_account_name: str = "e2gan-trainer"
+    """Service account of the Ray pods (catalog access via workload identity, image pulls);
+    empty: the namespace's default service account."""
+
+    ray_version: str = "2.60.0"
+    """`rayVersion` of the RayCluster; must match the Ray in the trainer image."""
+
+    gpu_resource_name: str = "nvidia.com/gpu"
+    """Extended resource requested per GPU (nvidia.com/gpu, amd.com/gpu, a MIG profile...)."""
+
+    image_pull_policy: str = "IfNotPresent"
+    """`imagePullPolicy` of the Ray containers."""
+
+    image_pull_secrets: list[str] = field(default_factory=list)
+    """Names of Secrets used to pull the trainer image. Default: none."""
+
+    head: PodDefaults = field(default_factory=lambda: PodDefaults(resources={"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}))
+    """The Ray head pod (runs the driver: trainer pipeline, progress, publishing)."""
+
+    worker: PodDefaults = field(default_factory=PodDefaults)
+    """The Ray worker pods (teacher inference, rank-search trials, fine-tune)."""
+
+    catalog: CatalogConnection = field(default_factory=CatalogConnection)
+    """How the Ray pods reach the catalog store."""
+
+    job: JobDefaults = field(default_factory=JobDefaults)
+    """RayJob lifetime limits."""
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Everything the operator is configured with (environment plus defaults file)."""
+
+    trainer_image: str = "ghcr.io/e2gan/trainer:latest"
+    """E2GAN_TRAINER_IMAGE: image of the Ray head and workers; it has `e2gan` and Ray installed."""
+
+    defaults_file: Path = Path(DEFAULTS_FILE)
+    """E2GAN_DEFAULTS_FILE: the mounted defaults ConfigMap; a missing file means built-in defaults."""
+
+    cluster: ClusterDefaults = field(default_factory=ClusterDefaults)
+    """Parsed content of the defaults file."""
+
+    metrics_port: int = 9090
+    """E2GAN_METRICS_PORT: Prometheus metrics port; 0 disables the endpoint."""
+
+    metrics_host: str = "0.0.0.0"
+    """E2GAN_METRICS_HOST: address the metrics endpoint listens on (0.0.0.0 in a pod)."""
+
+    log_format: str = "json"
+    """E2GAN_LOG_FORMAT: json (one object per line, for log pipelines) or text."""
+
+    poll_seconds: float = 10.0
+    """E2GAN_POLL_SECONDS: how often progress of running jobs is read from the catalog store, and
+    how often waiting resources (base not Ready yet) are looked at again."""
+
+    catalog_check_seconds: float = 300.0
+    """E2GAN_CATALOG_CHECK_SECONDS: how often Ready resources check that their version is still
+    in the catalog index (so Ready always means published)."""
+
+    delete_retries: int = 10
+    """E2GAN_DELETE_RETRIES: attempts to remove versions on deletion (deletionPolicy Delete)
+    before the finalizer is released anyway with a warning event, so a lost store never pins a
+    resource forever."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        env = os.environ if env is None else env
+        defaults_file = Path(env.get("E2GAN_DEFAULTS_FILE", DEFAULTS_FILE))
+        log_format = env.get("E2GAN_LOG_FORMAT", "json").lower()
+        if log_format not in ("json", "text"):
+            raise SettingsError(f"E2GAN_LOG_FORMAT: expected json or text, got {log_format!r}")
+        return cls(
+            trainer_image=env.get("E2GAN_TRAINER_IMAGE", cls.trainer_image),
+            defaults_file=defaults_file,
+            cluster=load_defaults(defaults_file),
+            metrics_port=_int(env, "E2GAN_METRICS_PORT", cls.metrics_port, 0, 65535),
+            metrics_host=env.get("E2GAN_METRICS_HOST", cls.metrics_host),
+            log_format=log_format,
+            poll_seconds=_float(env, "E2GAN_POLL_SECONDS", cls.poll_seconds),
+            catalog_check_seconds=_float(env, "E2GAN_CATALOG_CHECK_SECONDS", cls.catalog_check_seconds),
+            delete_retries=_int(env, "E2GAN_DELETE_RETRIES", cls.delete_retries, 0, 1000),
+        )
+
+
+def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{key}: expected an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{key}: {value} is outside {low}..{high}")
+    return value
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{key}: expected seconds, got {raw!r}") from None
+    if not 0.05 <= value <= 86400:
+        raise SettingsError(f"{key}: {value} is outside 0.05..86400 seconds")
+    return value
+
+
+# camelCase key in the file → (field name, parser); unknown keys are refused so typos surface.
+def _mapping(where: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SettingsError(f"{where}: expected a mapping")
+    return value
+
+
+def _str_map(where: str, value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in _mapping(where, value).items()}
+
+
+def _list(where: str, value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SettingsError(f"{where}: expected a list")
+    return value
+
+
+def _check_keys(where: str, data: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise SettingsError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+
+
+def _pod(where: str, value: Any, base: PodDefaults) -> PodDefaults:
+    data = _mapping(where, value)
+    _check_keys(where, data, {"resources", "nodeSelector", "tolerations", "labels", "annotations"})
+    return PodDefaults(
+        resources=_mapping(f"{where}.resources", data["resources"]) if "resources" in data else base.resources,
+        node_selector=_str_map(f"{where}.nodeSelector", data.get("nodeSelector")),
+        tolerations=[_mapping(f"{where}.tolerations", t) for t in _list(f"{where}.tolerations", data.get("tolerations"))],
+        labels=_str_map(f"{where}.labels", data.get("labels")),
+        annotations=_str_map(f"{where}.annotations", data.get("annotations")),
+    )
+
+
+def _secret_name(where: str, value: Any) -> str:
+    """A Secret name, given as a string or as a LocalObjectReference ({name: ...})."""
+    if isinstance(value, dict):
+        value = value.get("name")
+    if not isinstance(value, str) or not value:
+        raise SettingsError(f"{where}: expected Secret names")
+    return value
+
+
+def _optional_int(where: str, value: Any, default: int | None, low: int) -> int | None:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise SettingsError(f"{where}: expected an integer ≥ {low}, got {value!r}")
+    return value
+
+
+def parse_defaults(data: Any, where: str = "defaults") -> ClusterDefaults:
+    """ClusterDefaults from the parsed defaults file (camelCase keys, as in Kubernetes manifests)."""
+    data = _mapping(where, data)
+    base = ClusterDefaults()
+    _check_keys(
+        where,
+        data,
+        {"serviceAccountName", "rayVersion", "gpuResourceName", "imagePullPolicy", "imagePullSecrets",
+         "head", "worker", "catalog", "job"},
+    )
+    catalog = _mapping(f"{where}.catalog", data.get("catalog"))
+    _check_keys(f"{where}.catalog", catalog, {"endpoint", "secure", "region", "credentialsSecret"})
+    job = _mapping(f"{where}.job", data.get("job"))
+    _check_keys(f"{where}.job", job, {"ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit"})
+    secure = catalog.get("secure", True)
+    if not isinstance(secure, bool):
+        raise SettingsError(f"{where}.catalog.secure: expected true or false")
+    jd = JobDefaults()
+    return ClusterDefaults(
+        service_account_name=str(data.get("serviceAccountName", base.service_account_name)),
+        ray_version=str(data.get("rayVersion", base.ray_version)),
+        gpu_resource_name=str(data.get("gpuResourceName", base.gpu_resource_name)),
+        image_pull_policy=str(data.get("imagePullPolicy", base.image_pull_policy)),
+        image_pull_secrets=[_secret_name(f"{where}.imagePullSecrets", s) for s in _list(f"{where}.imagePullSecrets", data.get("imagePullSecrets"))],
+        head=_pod(f"{where}.head", data.get("head"), base.head),
+        worker=_pod(f"{where}.worker", data.get("worker"), base.worker),
+        catalog=CatalogConnection(
+            endpoint=str(catalog["endpoint"]) if catalog.get("endpoint") else None,
+            secure=secure,
+            region=str(catalog.get("region", "us-east-1")),
+            credentials_secret=str(catalog["credentialsSecret"]) if catalog.get("credentialsSecret") else None,
+        ),
+        job=JobDefaults(
+            ttl_seconds_after_finished=_optional_int(
+                f"{where}.job.ttlSecondsAfterFinished", job.get("ttlSecondsAfterFinished"), jd.ttl_seconds_after_finished, 0
+            ),
+            active_deadline_seconds=_optional_int(
+                f"{where}.job.activeDeadlineSeconds", job.get("activeDeadlineSeconds"), jd.active_deadline_seconds, 1
+            ),
+            backoff_limit=_optional_int(f"{where}.job.backoffLimit", job.get("backoffLimit"), jd.backoff_limit, 0),
+        ),
+    )
+
+
+def load_defaults(path: Path) -> ClusterDefaults:
+    """The defaults file, or built-in defaults when it does not exist (running outside a cluster)."""
+    if not path.is_file():
+        return ClusterDefaults()
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_defaults(data, str(path))

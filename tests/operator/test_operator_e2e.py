@@ -1,0 +1,286 @@
+"""The operator as deployed (`kopf run -m e2gan_operator.main`), end to end against the emulated API
+server, with the KubeRay stand-in running each RayJob's entrypoint. Here `e2gan` on the PATH is the
+fast fake trainer (tests/operator/fake_trainer.py); test_user_path.py runs the real one."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+from e2gan_operator.rayjob import decode_spec
+from e2gan_operator.reasons import Reason
+
+from catalog import open_catalog
+from tests.harness.kuberay_standin import KubeRayStandIn
+from tests.operator.process import REPO, OperatorProcess, start_operator
+
+if TYPE_CHECKING:
+    from tests.harness.fixtures import KubeApi
+
+pytest_plugins = ["tests.harness.fixtures"]
+
+EXAMPLES = REPO / "examples" / "concepts"
+# Catalog reads never leave loopback, even for a spec naming an s3:// catalog.
+SAFE_S3 = {"E2GAN_S3_ENDPOINT": "127.0.0.1:9", "E2GAN_S3_SECURE": "false", "E2GAN_S3_RETRIES": "0"}
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, every: float = 0.1, what: str = "") -> Any:
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
+
+
+class Env:
+    def __init__(self, api: KubeApi, ns: str, tmp: Path) -> None:
+        self.api, self.ns, self.tmp = api, ns, tmp
+
+    def get(self, plural: str, name: str, group: str = "e2gan.dev/v1alpha1") -> dict[str, Any] | None:
+        status, _, body = self.api.request("GET", f"/apis/{group}/namespaces/{self.ns}/{plural}/{name}")
+        return body if status == 200 else None
+
+    def rayjobs(self, owner: str | None = None) -> list[dict[str, Any]]:
+        _, _, body = self.api.request("GET", f"/apis/ray.io/v1/namespaces/{self.ns}/rayjobs")
+        items = body["items"]
+        return [j for j in items if owner is None or j["metadata"]["labels"].get("e2gan.dev/owner") == owner]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        _, _, body = self.api.request("GET", f"/api/v1/namespaces/{self.ns}/events")
+        return [e for e in body["items"] if e["involvedObject"]["name"] == name]
+
+    def manifest(self, source: Path | dict[str, Any], **spec: Any) -> Path:
+        doc = yaml.safe_load(source.read_text()) if isinstance(source, Path) else source
+        doc["spec"].update(spec)
+        path = self.tmp / f"{doc['metadata']['name']}-{time.monotonic_ns()}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    def kubectl(self, *args: str) -> Any:
+        return self.api.kubectl("-n", self.ns, *args)
+
+    def phase(self, name: str) -> str | None:
+        obj = self.get("conceptadapters", name)
+        return ((obj or {}).get("status") or {}).get("phase")
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
+
+
+@pytest.fixture(scope="module")
+def env(e2gan_crds: KubeApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    ns = f"e2e-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    assert e2gan_crds.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
+    yield Env(e2gan_crds, ns, tmp_path_factory.mktemp("e2e"))
+    e2gan_crds.request("DELETE", f"/api/v1/namespaces/{ns}")
+
+
+@pytest.fixture(scope="module")
+def kuberay(env: Env) -> Iterator[KubeRayStandIn]:
+    shim = env.tmp / "bin"
+    shim.mkdir()
+    (shim / "e2gan").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tests.operator.fake_trainer "$@"\n')
+    (shim / "e2gan").chmod(0o755)
+    # Each stage lasts longer than the operator's poll (0.3 s), so the status passes through them.
+    extra = {"PATH": f"{shim}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO),
+             "FAKE_TRAINER_STEP_SECONDS": "0.4", **SAFE_S3}
+    with KubeRayStandIn(env.api.kubeconfig, env.ns, env=extra, workdir=env.tmp) as standin:
+        yield standin
+
+
+@pytest.fixture(scope="module")
+def operator(env: Env, kuberay: KubeRayStandIn) -> Iterator[OperatorProcess]:
+    op = start_operator(env.api.kubeconfig, [env.ns], env.tmp / "operator.log",
+                        env={"E2GAN_POLL_SECONDS": "0.3", **SAFE_S3})
+    yield op
+    op.stop()
+
+
+def test_apply_trains_publishes_and_delete_honours_the_policy(env: Env, operator: OperatorProcess) -> None:
+    catalog_dir = env.tmp / "catalog"
+    result = env.kubectl("apply", "-f", str(env.manifest(EXAMPLES / "tiny.yaml", catalog={"uri": str(catalog_dir)})))
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: env.phase("tiny-sketch") == "Ready", what="tiny-sketch Ready")
+    obj = env.get("conceptadapters", "tiny-sketch")
+    assert obj is not None
+    st = obj["status"]
+    assert st["published"]["version"] == "v1" and st["fidelity"].endswith("dB") and st["trials"] == "1/1"
+    assert condition(obj, "Ready")["status"] == "True" and st["observedGeneration"] == obj["metadata"]["generation"]
+    assert obj["metadata"]["finalizers"] == ["e2gan.dev/finalizer"]
+    assert "e2gan.dev/last-handled-configuration" in obj["metadata"]["annotations"]
+    assert [e.concept for e in open_catalog(catalog_dir).index()] == ["pencil-sketch"]
+
+    table = env.kubectl("get", "conceptadapters")
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "PHASE", "CONCEPT", "RANKS", "FIDELITY", "TRIALS", "VERSION", "AGE"]
+    assert row.split()[:2] == ["tiny-sketch", "Ready"] and " v1 " in row and "dB" in row
+    assert env.kubectl("get", "e2gan").returncode == 0  # the category
+    wide = env.kubectl("get", "cad", "-o", "wide")  # a short name; the wide columns include the message
+    assert wide.returncode == 0 and "published pencil-sketch v1" in wide.stdout, wide.stdout + wide.stderr
+
+    reasons = {e["reason"] for e in env.events("tiny-sketch")}
+    assert {"RayJobCreated", "StageChanged", "Published"} <= reasons <= {r.value for r in Reason}
+
+    # Re-applying the unchanged manifest retrains nothing.
+    again = env.kubectl("apply", "-f", str(env.manifest(EXAMPLES / "tiny.yaml", catalog={"uri": str(catalog_dir)})))
+    assert again.returncode == 0 and "unchanged" in again.stdout, again.stdout + again.stderr
+    time.sleep(1.0)
+    assert len(env.rayjobs("tiny-sketch")) == 1
+    assert operator.metric("e2gan_operator_rayjobs_created_total", kind="ConceptAdapter") == 1
+
+    deleted = env.kubectl("delete", "conceptadapter", "tiny-sketch", "--wait=true", "--timeout=60s")
+    assert deleted.returncode == 0, deleted.stderr
+    assert env.get("conceptadapters", "tiny-sketch") is None
+    assert open_catalog(catalog_dir).index() == []  # deletionPolicy: Delete
+    assert wait_for(lambda: env.rayjobs("tiny-sketch") == [], what="owned RayJob gone") is True
+
+
+def test_failure_in_the_job_reaches_the_status(env: Env, operator: OperatorProcess) -> None:
+    manifest = env.manifest(EXAMPLES / "tiny.yaml", prompt="please FAIL", catalog={"uri": str(env.tmp / "cat2")})
+    doc = yaml.safe_load(manifest.read_text())
+    doc["metadata"]["name"] = "doomed"
+    manifest.write_text(yaml.safe_dump(doc))
+    assert env.kubectl("apply", "-f", str(manifest)).returncode == 0
+    wait_for(lambda: env.phase("doomed") == "Failed", what="doomed Failed")
+    obj = env.get("conceptadapters", "doomed")
+    assert obj is not None
+    stalled = condition(obj, "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "TrainingFailed"
+    assert "asked this fake trainer to fail" in stalled["message"]
+    assert "TrainingFailed" in {e["reason"] for e in env.events("doomed")}
+
+
+BAD_MANIFESTS = {
+    "wrong type": {"search": {"trials": "four"}},
+    "huge number": {"training": {"steps": 10**15}},
+    "unknown teacher": {"teacher": {"kind": "midjourney"}},
+    "unknown field": {"teachr": {"kind": "sdedit"}},
+    "hostile URI": {"catalog": {"uri": "$(curl evil)"}},
+    "shell metacharacters in a path": {"catalog": {"uri": "a;reboot"}},
+    "short bucket": {"catalog": {"uri": "s3://A"}},
+    "parallel > trials": {"search": {"trials": 1, "parallelTrials": 4}},
+}
+
+
+@pytest.mark.parametrize("label", list(BAD_MANIFESTS))
+def test_malformed_resources_are_refused_at_admission(env: Env, label: str) -> None:
+    doc = {"apiVersion": "e2gan.dev/v1alpha1", "kind": "ConceptAdapter", "metadata": {"name": "bad"},
+           "spec": {"concept": "x", "prompt": "p", **BAD_MANIFESTS[label]}}
+    result = env.kubectl("apply", "-f", str(env.manifest(doc)))
+    assert result.returncode != 0, f"{label}: admitted"
+    assert "spec." in result.stderr or "unknown field" in result.stderr, result.stderr
+    assert env.get("conceptadapters", "bad") is None
+
+
+def test_bad_names_are_refused(env: Env) -> None:
+    doc = {"apiVersion": "e2gan.dev/v1alpha1", "kind": "ConceptAdapter", "metadata": {"name": "a." + "b" * 60},
+           "spec": {"concept": "x", "prompt": "p"}}
+    result = env.kubectl("apply", "-f", str(env.manifest(doc)))
+    assert result.returncode != 0 and "DNS-1123 label" in result.stderr, result.stderr
+
+
+def test_untrainable_resources_stall_with_a_message_and_the_operator_does_not_spin(
+    env: Env, operator: OperatorProcess
+) -> None:
+    cases = {
+        "relative-catalog": ({"catalog": {"uri": "./catalog"}}, "InvalidSpec", "catalog.uri"),
+        "no-base": ({"base": {"name": "missing-base"}, "catalog": {"uri": "/srv/catalog"}}, "BaseNotFound",
+                    "ConceptBase 'missing-base'"),
+    }
+    for name, (spec, _, _) in cases.items():
+        doc = {"apiVersion": "e2gan.dev/v1alpha1", "kind": "ConceptAdapter", "metadata": {"name": name},
+               "spec": {"concept": "x", "prompt": "p", **spec}}
+        assert env.kubectl("apply", "-f", str(env.manifest(doc))).returncode == 0
+    for name, (_, reason, text) in cases.items():
+        wait_for(lambda n=name: env.phase(n) == "Failed", what=f"{name} stalled")
+        obj = env.get("conceptadapters", name)
+        assert obj is not None
+        stalled = condition(obj, "Stalled")
+        assert (stalled["status"], stalled["reason"]) == ("True", reason) and text in stalled["message"]
+        assert env.rayjobs(name) == []
+    before = operator.metric("e2gan_operator_reconciles_total", kind="ConceptAdapter")
+    time.sleep(2.0)
+    after = operator.metric("e2gan_operator_reconciles_total", kind="ConceptAdapter")
+    # Stalls that need a change are not polled at all; only the missing base is looked for again,
+    # every 0.3 s: bounded, not a spin.
+    assert after - before <= 2.0 / 0.3 + 2, (before, after)
+    assert operator.alive() and operator.healthz()[0] == 200
+    for name in cases:
+        assert env.kubectl("delete", "conceptadapter", name, "--timeout=30s").returncode == 0
+
+
+def test_killed_mid_reconcile_converges_with_one_rayjob(env: Env, kuberay: KubeRayStandIn) -> None:
+    ns = f"{env.ns}-kill"
+    assert env.api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
+    other = Env(env.api, ns, env.tmp)
+    shim_env = dict(kuberay.env)
+    try:
+        with KubeRayStandIn(env.api.kubeconfig, ns, env=shim_env, workdir=env.tmp):
+            dying = start_operator(env.api.kubeconfig, [ns], env.tmp / "dying.log",
+                                   env={"E2GAN_FAILPOINT": "after-rayjob-create", **SAFE_S3})
+            manifest = other.manifest(EXAMPLES / "tiny.yaml", catalog={"uri": str(env.tmp / "cat-kill")})
+            assert other.kubectl("apply", "-f", str(manifest)).returncode == 0
+            assert wait_for(lambda: dying.process.poll() is not None, what="failpoint exit") is True
+            assert dying.process.returncode == 3 and len(other.rayjobs()) == 1
+            status = (other.get("conceptadapters", "tiny-sketch") or {}).get("status") or {}
+            assert "rayJobName" not in status  # it died before writing the status
+
+            restarted = start_operator(env.api.kubeconfig, [ns], env.tmp / "restarted.log",
+                                       env={"E2GAN_POLL_SECONDS": "0.3", **SAFE_S3})
+            try:
+                wait_for(lambda: other.phase("tiny-sketch") == "Ready", what="Ready after restart")
+                assert len(other.rayjobs()) == 1
+                assert restarted.metric("e2gan_operator_rayjobs_adopted_total") == 1
+                assert restarted.metric("e2gan_operator_rayjobs_created_total") == 0
+            finally:
+                restarted.stop()
+    finally:
+        env.api.request("DELETE", f"/api/v1/namespaces/{ns}")
+
+
+def test_probes_metrics_logs_and_graceful_shutdown(env: Env, operator: OperatorProcess) -> None:
+    code, body = operator.healthz()
+    assert code == 200 and "reconciles" in body
+    text = operator.metrics()
+    for name in ("e2gan_operator_reconciles_total", "e2gan_operator_reconcile_duration_seconds_bucket",
+                 "e2gan_operator_resources", "process_resident_memory_bytes"):
+        assert name in text
+    lines = [json.loads(line) for line in operator.log().splitlines() if line.startswith("{")]
+    assert any(r.get("name") and r.get("namespace") == env.ns for r in lines)
+    spare = start_operator(env.api.kubeconfig, [f"{env.ns}-idle"], env.tmp / "spare.log")
+    started = time.monotonic()
+    assert spare.stop() == 0 and time.monotonic() - started < 15
+    assert "e2gan operator stopped" in spare.log()
+
+
+def test_adapter_on_a_concept_base_trains_after_the_base_publishes(env: Env, operator: OperatorProcess) -> None:
+    catalog = {"uri": str(env.tmp / "cat-base")}
+    adapter = env.manifest(EXAMPLES / "blueprint-on-studio-base.yaml", catalog=catalog,
+                           resources={"workers": 1, "gpusPerWorker": 0})
+    assert env.kubectl("apply", "-f", str(adapter)).returncode == 0
+    wait_for(lambda: env.phase("blueprint") == "Failed", what="blueprint waits: no base yet")
+    base = env.manifest(EXAMPLES / "base.yaml", catalog=catalog)
+    assert env.kubectl("apply", "-f", str(base)).returncode == 0
+    wait_for(lambda: ((env.get("conceptbases", "studio-base") or {}).get("status") or {}).get("phase") == "Ready",
+             what="studio-base Ready")
+    wait_for(lambda: env.phase("blueprint") == "Ready", what="blueprint Ready")
+    published = env.get("conceptbases", "studio-base")["status"]["published"]  # type: ignore[index]
+    (job,) = env.rayjobs("blueprint")
+    assert decode_spec(job["spec"]["entrypoint"])["base"]["weights"] == published["uri"]
+    table = env.kubectl("get", "conceptbases").stdout.splitlines()
+    assert table[0].split()[:5] == ["NAME", "PHASE", "CONCEPTS", "FIDELITY", "VERSION"]
+    assert table[1].split()[:3] == ["studio-base", "Ready", "5"]
+    for kind, name in (("conceptadapter", "blueprint"), ("conceptbase", "studio-base")):
+        assert env.kubectl("delete", kind, name, "--timeout=60s").returncode == 0
