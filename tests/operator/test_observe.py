@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from e2gan_api.status import ConceptAdapterStatus
 from e2gan_operator.conditions import Outcome, conditions, merge_patch
 from e2gan_operator.observe import (
     fidelity_column,
@@ -14,8 +15,6 @@ from e2gan_operator.observe import (
     trials_column,
 )
 from e2gan_operator.reasons import Reason
-
-from e2gan_api.status import ConceptAdapterStatus
 
 
 def test_progress_from_the_trainer_is_copied() -> None:

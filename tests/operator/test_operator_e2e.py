@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from e2gan_operator.rayjob import decode_spec
-from e2gan_operator.reasons import Reason
 
 from catalog import open_catalog
+from e2gan_operator.rayjob import decode_spec
+from e2gan_operator.reasons import Reason
 from tests.harness.kuberay_standin import KubeRayStandIn
 from tests.operator.process import REPO, OperatorProcess, start_operator
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from e2gan_api.spec import ConceptAdapterSpec, ConceptBaseSpec
 from e2gan_operator.rayjob import (
     ADAPTER,
     BASE,
@@ -23,8 +25,6 @@ from e2gan_operator.rayjob import (
     spec_digest,
 )
 from e2gan_operator.settings import OperatorSettings, load_defaults, parse_defaults
-
-from e2gan_api.spec import ConceptAdapterSpec, ConceptBaseSpec
 
 DEFAULTS_EXAMPLE = Path(__file__).resolve().parents[2] / "operator" / "e2gan_operator" / "defaults.example.yaml"
 KUBERAY_CRD = Path(__file__).resolve().parents[3] / "shared" / "kuberay" / "ray.io_rayjobs.yaml"

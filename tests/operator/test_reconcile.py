@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import kopf
 import pytest
+
+from catalog import open_catalog
+from catalog.samples import SAMPLE_BASE_DIGEST, make_adapter
+from e2gan_api.status import ConceptAdapterStatus
 from e2gan_operator.catalogs import Catalogs
 from e2gan_operator.kube import KubeClient
 from e2gan_operator.metrics import Metrics
@@ -18,10 +22,6 @@ from e2gan_operator.rayjob import ADAPTER, BASE, RETRAIN_ANNOTATION, decode_spec
 from e2gan_operator.reasons import Reason
 from e2gan_operator.reconcile import Reconciler, RetryLater
 from e2gan_operator.settings import OperatorSettings
-
-from catalog import open_catalog
-from catalog.samples import SAMPLE_BASE_DIGEST, make_adapter
-from e2gan_api.status import ConceptAdapterStatus
 
 if TYPE_CHECKING:
     from tests.harness.fixtures import KubeApi

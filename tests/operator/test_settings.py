@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from e2gan_operator.settings import OperatorSettings, SettingsError, load_defaults, parse_defaults
 
 

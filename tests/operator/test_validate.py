@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from e2gan_operator.rayjob import ADAPTER, BASE
 from e2gan_operator.validate import InvalidResource, validate
 
