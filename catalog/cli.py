@@ -40,28 +40,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(DEFAULT_URI_ENV, "./catalog"),
         help=f"catalog URI (default ${DEFAULT_URI_ENV} or ./catalog)",
     )
+    # `--catalog` is accepted after the action too (`e2gan catalog ls --catalog X`);
+    # SUPPRESS keeps the value given before the action when it is not repeated.
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--catalog", "-c", default=argparse.SUPPRESS, help="catalog URI (as above)")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    ls = sub.add_parser("ls", help="list published adapters")
+    ls = sub.add_parser("ls", parents=[where], help="list published adapters")
     ls.add_argument("concept", nargs="?", help="only this concept")
     ls.add_argument("--json", action="store_true", help="print the index entries as JSON")
 
-    show = sub.add_parser("show", help="print one index entry as JSON")
+    show = sub.add_parser("show", parents=[where], help="print one index entry as JSON")
     _select(show)
 
-    pull = sub.add_parser("pull", help="download a version, checking every sha256")
+    pull = sub.add_parser("pull", parents=[where], help="download a version, checking every sha256")
     _select(pull)
     pull.add_argument("dest", type=Path, help="folder to write the adapter files into")
 
-    verify = sub.add_parser("verify", help="recompute the sha256 of every stored file")
+    verify = sub.add_parser("verify", parents=[where], help="recompute the sha256 of every stored file")
     verify.add_argument("concept", nargs="?", help="only this concept")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    rm = sub.add_parser("rm", help="remove a version, or every version with --all")
+    rm = sub.add_parser("rm", parents=[where], help="remove a version, or every version with --all")
     _select(rm)
     rm.add_argument("--all", action="store_true", help="remove every version of the concept")
 
-    gc = sub.add_parser("gc", help="prune old versions and delete abandoned uploads")
+    gc = sub.add_parser("gc", parents=[where], help="prune old versions and delete abandoned uploads")
     gc.add_argument("--keep", type=int, help="versions kept per (base, concept); omit to keep all")
     gc.add_argument("--grace", type=float, help="seconds an unlisted upload is left alone (default 3600)")
 

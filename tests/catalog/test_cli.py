@@ -143,3 +143,11 @@ def test_python_m_catalog_on_s3(moto_s3: S3Server, tmp_path: Path) -> None:
     assert "access refused" in refused.stderr
     for text in (listed.stdout, listed.stderr, refused.stderr):
         assert moto_s3.secret_key not in text and "wrong-secret-xyz" not in text
+
+
+def test_catalog_option_works_after_the_action_too(published: str) -> None:
+    before = main(["--catalog", published, "ls", "--json"])
+    after = main(["ls", "--json", "--catalog", published])
+    assert before == after == 0
+    result = _run("ls", "--json", "--catalog", published)
+    assert result.returncode == 0 and json.loads(result.stdout), result.stderr
