@@ -297,6 +297,8 @@ def rayjob_validator() -> jsonschema.Draft202012Validator:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not any((REPO_ROOT / "trainers" / "assets").glob("base-*.safetensors")),
+                    reason="the trainer's built-in base weights are not built yet (trainers/assets/base-*.safetensors)")
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("installed", ["cluster"], indirect=True)
 def test_tiny_concept_reaches_ready_and_its_adapter_can_be_pulled(installed: Installed, adapter: dict[str, Any]) -> None:
