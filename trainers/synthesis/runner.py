@@ -88,7 +88,9 @@ def synthesize_pairs(
     Sources are open_source(source_uri, n, size, seed), or `sources` as given. Pair i gets
     index start_index + i and the seed pair_seed(concept, hash, index), so the result does not
     depend on actors or partitioning. store is a local folder (the PairStore layout) or
-    s3://bucket/prefix; settings (S3) default to E2GAN_S3_* in each worker's environment.
+    s3://bucket/prefix. S3 settings default to E2GAN_S3_* in each worker's own environment
+    (how KubeRay pods get the Secret); settings given here travel to the actors pickled,
+    secrets included, so pass them only where the workers' environment lacks them.
     batch_size overrides teacher_spec.batch_size: images per teacher call and per chunk.
     An actor that dies is restarted and its chunk retried up to max_retries times; writers
     are I/O-bound and reserve writer_cpus (0: they never keep a teacher from starting).

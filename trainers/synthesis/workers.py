@@ -30,10 +30,11 @@ Batch = dict[str, Any]
 
 
 def _worker_id() -> str:
+    """The Ray actor id (it survives restarts: a restarted actor stays one worker in the report)."""
     import ray
 
-    # The actor id survives restarts, so a restarted actor stays one worker in the report.
-    return ray.get_runtime_context().get_actor_id()[:12]
+    actor = ray.get_runtime_context().get_actor_id() if ray.is_initialized() else None
+    return actor[:12] if actor else f"pid-{os.getpid()}"
 
 
 def _gpu_peak_bytes() -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,18 +30,20 @@ def ray_cluster() -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def all_actors_up(ray_cluster: None) -> Iterator[None]:
+@contextmanager
+def all_actors_up() -> Iterator[None]:
     """Dispatch only once every pool actor is up: with chunks this small, the first actor would
-    otherwise finish them all before the second has loaded its model (it also serialises the
-    start of the writer pool after the teachers', so only tests that need it use it)."""
+    otherwise finish them all before the second has loaded its model. It also makes the writer
+    pool start after the teachers' (slower), so only runs that need it use it."""
     from ray.data import DataContext
 
     context = DataContext.get_current()
     before = context.wait_for_min_actors_s
     context.wait_for_min_actors_s = 300
-    yield
-    context.wait_for_min_actors_s = before
+    try:
+        yield
+    finally:
+        context.wait_for_min_actors_s = before
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -12,10 +13,13 @@ import pytest
 from PIL import Image
 
 from catalog.settings import S3Settings
+from e2gan_api.spec import TeacherSpec
 from trainers.data import PairStore, synthesize_batch
 from trainers.sources import folder_images, open_source, source_hashes, synthetic_scenes
 from trainers.synthesis import LocalPairSink, open_pair_store, plan_chunks, plan_keys
-from trainers.teachers import ProceduralTeacher
+from trainers.synthesis.plan import chunk_rows
+from trainers.synthesis.workers import PairWriter, TeacherWorker
+from trainers.teachers import ProceduralTeacher, build_teacher
 
 
 def _pairs(n: int = 4, concept: str = "old-photo") -> list:
@@ -127,3 +131,37 @@ def test_s3_source_with_wrong_keys_is_a_one_line_error(
     monkeypatch.setenv("E2GAN_S3_SECRET_KEY", "wrong-secret")
     with pytest.raises(ValueError, match="access refused"):
         open_source(s3_photos[0], 4, 32)
+
+
+def _only_first(out: dict, n: int) -> dict:
+    """A teacher result cut to its first n pairs (what a writer committed before it died)."""
+    meta = json.loads(out["meta"][0])
+    meta.update({k: meta[k][:n] for k in ("keys", "hashes", "indices", "seeds")})
+    return {
+        "meta": [json.dumps(meta)],
+        "sources": [out["sources"][0][:n]],
+        "targets": [out["targets"][0][:n]],
+    }
+
+
+def test_a_retried_chunk_edits_and_writes_only_what_was_not_committed(tmp_path: Path) -> None:
+    spec = TeacherSpec(kind="procedural", batch_size=4)
+    images = synthetic_scenes(4, 16, seed=8)
+    hashes = source_hashes(images)
+    keys = plan_keys(hashes, build_teacher(spec, "old-photo").id, "p", "old-photo")
+    row = chunk_rows(plan_chunks(keys, hashes, 4, set()), images)[0]
+    batch = {"meta": [row["meta"]], "images": [row["images"]]}
+    teacher = TeacherWorker(spec, "old-photo", "p", str(tmp_path), None, build_teacher, {}, 1, None)
+    writer = PairWriter(str(tmp_path), None, "p", "old-photo")
+
+    first = teacher(batch)
+    assert json.loads(first["meta"][0])["made"] == 4
+    writer(_only_first(first, 2))  # the writer died after committing two pairs
+    retry = teacher(batch)
+    meta = json.loads(retry["meta"][0])
+    assert (meta["made"], meta["recovered"], meta["keys"]) == (2, 2, keys[2:])
+    assert json.loads(writer(retry)["meta"][0])["written"] == 2
+    done = teacher(batch)
+    assert json.loads(done["meta"][0])["recovered"] == 4 and len(done["targets"][0]) == 0
+    assert json.loads(writer(done)["meta"][0])["written"] == 0
+    assert sorted(r["key"] for r in LocalPairSink(tmp_path).manifest_records()) == sorted(keys)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from catalog.settings import S3Settings
 from e2gan_api.spec import TeacherSpec
+from tests.trainers.synthesis.conftest import all_actors_up
 from trainers.data import PairStore
 from trainers.sources import open_source, synthetic_scenes
 from trainers.synthesis import crash_once_factory, open_pair_store, synthesize_pairs
@@ -47,7 +48,6 @@ def _no_duplicates(store: str | Path, keys: list[str], settings: S3Settings | No
     assert counts == Counter(keys), "every pair is stored exactly once"
 
 
-@pytest.mark.usefixtures("all_actors_up")
 def test_pairs_are_identical_with_one_or_two_actors_and_cached_on_rerun(
     tiny_pipelines: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -55,7 +55,8 @@ def test_pairs_are_identical_with_one_or_two_actors_and_cached_on_rerun(
     sources = open_source("builtin://scenes", 8, 32, seed=0)
     run = {"teacher_spec": spec, "concept": "winter", "prompt": PROMPT, "sources": sources}
     one = synthesize_pairs(**run, store=tmp_path / "one", actors=1)
-    two = synthesize_pairs(**run, store=tmp_path / "two", actors=2)
+    with all_actors_up():
+        two = synthesize_pairs(**run, store=tmp_path / "two", actors=2)
 
     assert one.keys == two.keys and len(set(one.keys)) == 8
     assert (one.made, one.cached, one.chunks, one.actors) == (8, 0, 4, 1)
@@ -136,7 +137,7 @@ def test_s3_store_with_sources_from_s3(moto_s3, tmp_path: Path, monkeypatch: pyt
         "store": f"s3://{bucket}/pairs",
         "settings": settings,
     }
-    report = synthesize_pairs(**run, actors=2)
+    report = synthesize_pairs(**run, actors=1)
     assert (report.made, report.skipped, len(report.keys)) == (4, 1, 4)
     _no_duplicates(run["store"], report.keys, settings)
     shards = [n for n in moto_s3.object_names(bucket) if n.startswith("pairs/manifest/")]
