@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--storage", default="./runs/base", help="Ray Train storage (checkpoints) folder or s3:// URI")
     b.add_argument("--steps", type=int, help="override training.steps")
     b.add_argument("--minutes", type=float, help="override training.maxSeconds, in minutes")
+    b.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)")
 
     a = sub.add_parser(
         "apply",
@@ -184,7 +185,7 @@ def cmd_base(args: argparse.Namespace) -> int:
 
     try:
         path, state = run_base(spec, args.out, args.storage, catalog_uri=args.catalog, name=args.name,
-                               progress_key=args.progress_key)
+                               progress_key=args.progress_key, checkpoint_every=args.checkpoint_every)
     except BaseJobError as exc:
         raise UsageError(str(exc)) from exc
     print(json.dumps({"out": str(path), **state}))

@@ -19,13 +19,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from trainers.teachers.base import Teacher
+if TYPE_CHECKING:  # the teachers package imports torch; pair writers need not
+    from trainers.teachers.base import Teacher
 
 MANIFEST = "manifest.jsonl"
 STALE_TMP_SECONDS = 3600  # temp files older than this were left by a killed writer

@@ -58,6 +58,7 @@ def run_base(
     catalog_uri: str | None = None,
     name: str = "base",
     progress_key: str | None = None,
+    checkpoint_every: int = 200,
 ) -> tuple[Path, dict]:
     """Train the base; with a catalog, publish the weights and report progress there."""
     catalog = None
@@ -70,7 +71,7 @@ def run_base(
             raise BaseJobError(f"catalog: {exc}") from exc
     progress = Progress(catalog, progress_key)
     try:
-        path, state = _run_base(spec, out, storage, progress)
+        path, state = _run_base(spec, out, storage, progress, checkpoint_every)
         if catalog is not None:
             from catalog.bases import publish_base
 
@@ -86,7 +87,9 @@ def run_base(
         raise
 
 
-def _run_base(spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress) -> tuple[Path, dict]:
+def _run_base(
+    spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress, checkpoint_every: int
+) -> tuple[Path, dict]:
     from trainers.data.pairs import PairStore
     from trainers.models.weights import save_generator
     from trainers.sources import open_source
@@ -122,6 +125,7 @@ def _run_base(spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress
         use_gpu=spec.resources.gpus_per_worker > 0,
         cpus_per_worker=1.0 if spec.resources.gpus_per_worker == 0 else float(spec.resources.cpus_per_worker),
         threads=spec.resources.cpus_per_worker,
+        checkpoint_every=checkpoint_every,
         generator=generator,
     )
     progress.stage("Training", f"{len(spec.concepts)} concepts, {spec.training.steps} steps")

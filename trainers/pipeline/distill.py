@@ -8,6 +8,7 @@ catalog whole; the catalog publishes it atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -92,7 +93,6 @@ def _distill(
     started: float,
 ) -> DistillResult:
     from trainers.data.convert import to_tensor
-    from trainers.data.pairs import PairStore
     from trainers.data.select import select_nearest_centres
     from trainers.evaluate.grid import save_grid
     from trainers.evaluate.metrics import inception_metrics, psnr, ssim
@@ -100,6 +100,7 @@ def _distill(
     from trainers.models.generator import ConceptGenerator
     from trainers.models.weights import load_generator, weights_digest
     from trainers.sources import open_source
+    from trainers.synthesis import synthesize_pairs
     from trainers.teachers import TeacherUnavailable, build_teacher
     from trainers.text import load_text_encoder
     from trainers.train.concept import ConceptTrainSettings, train_concept
@@ -134,9 +135,20 @@ def _distill(
             f"data.source: only {len(source.images)} usable images (skipped {source.skipped}); "
             f"need more than data.heldOut + 1 = {spec.data.held_out + 1}"
         )
-    store = PairStore(Path(spec.data.pairs_store) if spec.data.pairs_store else work / "pairs")
-    keys = store.synthesize(source.images, source.hashes, teacher, spec.prompt, spec.concept, batch_size=spec.teacher.batch_size)
-    src_u8, tgt_u8 = store.load(keys)
+    # Ray from here to the end of training: synthesis (Ray Data), search (Tune), fine-tune (Train).
+    session = contextlib.ExitStack()
+    session.enter_context(ray_session(spec.resources))
+    synthesis = synthesize_pairs(
+        teacher_spec=spec.teacher,
+        concept=spec.concept,
+        prompt=spec.prompt,
+        sources=source,
+        store=spec.data.pairs_store or str(work / "pairs"),
+        gpus_per_actor=spec.resources.gpus_per_worker,
+    )
+    keys = synthesis.keys
+    progress.update(synthesis=synthesis.to_dict() | {"keys": len(keys)})
+    src_u8, tgt_u8 = synthesis.load()
     src, tgt = to_tensor(src_u8), to_tensor(tgt_u8)
     texts = text.expand(len(src), -1).clone()
     n_held = spec.data.held_out
@@ -153,7 +165,7 @@ def _distill(
     chosen = select_nearest_centres(features, spec.data.keep_fraction, seed=spec.data.seed)
     train = pool.subset(list(chosen))
 
-    with ray_session(spec.resources):
+    with session:
         progress.stage("Searching", f"{spec.search.trials} rank patterns, {spec.search.parallel_trials} at a time")
         progress.update(trialsDone=0, trialsTotal=spec.search.trials)
 
@@ -253,6 +265,7 @@ def _distill(
         spec=spec.model_dump(mode="json", by_alias=True),
         files=digest_files(out),
         teacher=teacher.id,
+        synthesis=synthesis.to_dict(),
         total_seconds=round(time.perf_counter() - started, 3),
     )
     (out / MANIFEST_NAME).write_text(json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True))

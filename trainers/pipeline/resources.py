@@ -44,8 +44,7 @@ def ray_session(res: ResourcesSpec | None = None) -> Iterator[None]:
     else:
         cpus = os.cpu_count() or 2
         ray.init(
-            num_cpus=cpus,
-            num_gpus=0,
+            num_cpus=cpus,  # GPUs are detected by Ray
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
             object_store_memory=int(os.environ.get("E2GAN_RAY_OBJECT_STORE_BYTES", 512 * 1024**2)),

@@ -56,6 +56,7 @@ def base_train_loop(config: dict) -> None:
     if checkpoint:
         with checkpoint.as_directory() as folder:
             start = load_checkpoint(Path(folder), model, optimizer)["step"]
+        print(f"[e2gan] resuming base training from step {start}", flush=True)
     model = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
     rank = ray.train.get_context().get_world_rank()

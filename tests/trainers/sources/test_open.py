@@ -35,8 +35,12 @@ def test_empty_source_is_an_error(tmp_path: Path) -> None:
         open_source(str(tmp_path), 4, 32)
 
 
-def test_s3_not_implemented_yet() -> None:
-    with pytest.raises(NotImplementedError, match="s3://"):
+def test_s3_source_that_cannot_be_reached_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("E2GAN_S3_ENDPOINT", "http://127.0.0.1:1")
+    monkeypatch.setenv("E2GAN_S3_RETRIES", "0")
+    monkeypatch.setenv("E2GAN_S3_ACCESS_KEY", "test-access-key")
+    monkeypatch.setenv("E2GAN_S3_SECRET_KEY", "test-secret-key")
+    with pytest.raises(ValueError, match="127.0.0.1:1"):
         open_source("s3://bucket/prefix", 4, 32)
 
 
