@@ -21,7 +21,12 @@ import torch
 from e2gan_api.manifest import MANIFEST_NAME, AdapterManifest, digest_files
 from e2gan_api.spec import ConceptAdapterSpec
 from trainers.pipeline.progress import Progress
-from trainers.pipeline.resources import builtin_base_path, ray_session, threads_per_trial
+from trainers.pipeline.resources import (
+    builtin_base_path,
+    cpus_per_train_worker,
+    ray_session,
+    threads_per_trial,
+)
 
 if TYPE_CHECKING:
     from catalog import Catalog
@@ -210,7 +215,7 @@ def _distill(
                 adversarial_weight=spec.training.adversarial_weight,
                 workers=spec.resources.workers,
                 use_gpu=gpus > 0,
-                cpus_per_worker=threads_per_trial(spec),
+                cpus_per_worker=cpus_per_train_worker(spec),
             ),
             storage_path=str(work / "ray"),
             run_name=f"finetune-{spec.concept}-{int(time.time())}",

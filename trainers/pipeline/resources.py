@@ -27,6 +27,12 @@ def threads_per_trial(spec: ConceptAdapterSpec) -> float:
     return max(1.0, float(cpus // max(1, spec.search.parallel_trials)))
 
 
+def cpus_per_train_worker(spec: ConceptAdapterSpec) -> float:
+    """CPUs a fine-tune worker reserves: the spec's, capped by this machine on a local cluster."""
+    cpus = float(spec.resources.cpus_per_worker)
+    return cpus if os.environ.get("RAY_ADDRESS") else min(cpus, float(os.cpu_count() or 1))
+
+
 @contextlib.contextmanager
 def ray_session(res: ResourcesSpec | None = None) -> Iterator[None]:
     """Join the cluster in RAY_ADDRESS (inside a RayJob) or start a local one, loopback only."""
