@@ -76,10 +76,20 @@ def test_distill_publishes_a_verified_adapter(tmp_path):
         ours = model(x, text).numpy()
     assert np.abs(ort_run(pulled / "model.onnx", x.numpy()) - ours).max() < 1e-4
 
-    # Re-running the same spec re-uses the cached pairs; identical content is a no-op publish only if
-    # training is deterministic, so only check the pairs cache here.
     records = (tmp_path / "work" / "pairs" / "manifest.jsonl").read_text().splitlines()
     assert len(records) == 24
+
+    # `e2gan apply` runs the pulled adapter on a user's image.
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    applied = subprocess.run(
+        [sys.executable, "-m", "trainers.cli", "apply", str(pulled), str(tmp_path / "photo.png"), "--out", str(tmp_path / "ed")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    edited = Image.open(tmp_path / "ed" / "photo-pencil-sketch.png")
+    assert edited.size == (manifest["resolution"], manifest["resolution"])
 
 
 def test_distill_with_a_tiny_instruct_pix2pix_teacher(tmp_path):
