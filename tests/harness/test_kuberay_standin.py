@@ -123,4 +123,7 @@ def test_deadline_and_deletion_stop_the_entrypoint(
     wait_status(kube_api, kube_namespace, "gone", "Running")
     assert kube_api.request("DELETE", f"{RAYJOBS.format(ns=kube_namespace)}/gone")[0] == 200
     standin.wait_idle(timeout=20)
+    deadline = time.monotonic() + 20  # the run is recorded once its process has been reaped
+    while not any(r.name == "gone" for r in standin.runs) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert next(r for r in standin.runs if r.name == "gone").outcome == "deleted"
