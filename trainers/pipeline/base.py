@@ -128,10 +128,15 @@ def _run_base(
         checkpoint_every=checkpoint_every,
         generator=generator,
     )
+    from catalog.ray_storage import storage_for
+
+    # Checkpoints on a local folder or the catalog's S3 (a restarted job resumes from either).
+    storage_path, storage_fs = storage_for(storage if "://" in storage else Path(storage).resolve())
     progress.stage("Training", f"{len(spec.concepts)} concepts, {spec.training.steps} steps")
     with ray_session(spec.resources):
         model, state = train_base(
-            np.concatenate(sources), np.concatenate(targets), np.concatenate(index), text_table, settings, storage
+            np.concatenate(sources), np.concatenate(targets), np.concatenate(index), text_table, settings,
+            storage_path, storage_filesystem=storage_fs,
         )
     meta = {
         "concepts": json.dumps([c.concept for c in spec.concepts]),
