@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 LOCKS = "locks"
 UPDATE_DEADLINE_S = 120.0  # give up on a contended index after this long
 LOCK_TTL_S = 30.0  # a lock holder does two small requests; a dead holder blocks others this long
-LOCK_SETTLE_S = 0.15  # wait after writing a lock so a racing writer's PUT lands before we re-read
+LOCK_SETTLE_S = 0.5  # wait after writing a lock so a racing writer's PUT lands before we re-read (0.15 s lost updates under load)
 
 
 def make_client(settings: S3Settings) -> Minio:
@@ -242,16 +242,23 @@ class S3Store(Store):
 
     def _update_locked(self, key: str, mutate: Mutation) -> None:
         lock = f"{LOCKS}/{key}.lock"
-        token = self._acquire(lock)
-        try:
-            new = mutate(self.read(key))
-            if new is not None:
-                if not self._holds(lock, token):  # our lock expired while we worked
-                    raise CatalogError(f"lost the lock on {self.uri_of(key)}; retry")
-                self.write(key, new, content_type="application/json")
-        finally:
-            if self._holds(lock, token):
-                self.delete([lock])
+        deadline = time.monotonic() + UPDATE_DEADLINE_S
+        while True:
+            token = self._acquire(lock)
+            try:
+                new = mutate(self.read(key))
+                if new is None:
+                    return
+                # A racing writer that took the lock after our check wins: start over
+                # from a fresh read rather than overwrite its update.
+                if self._holds(lock, token):
+                    self.write(key, new, content_type="application/json")
+                    return
+            finally:
+                if self._holds(lock, token):
+                    self.delete([lock])
+            if time.monotonic() > deadline:
+                raise CatalogError(f"lost the lock on {self.uri_of(key)} repeatedly; retry later")
 
     def _holds(self, lock: str, token: str) -> bool:
         raw = self.read(lock)
