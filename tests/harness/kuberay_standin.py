@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -254,6 +255,8 @@ class KubeRayStandIn:
         )
         try:
             env = {**os.environ, **self.env, **self._container_env(obj)}
+            if "PATH" not in self.env:  # the trainer image has `e2gan` on its PATH; so does this venv
+                env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         except Exception as exc:  # a missing Secret: KubeRay's pods would not start either
             self._patch(obj, {"jobDeploymentStatus": "Failed", "reason": "SubmissionFailed", "message": str(exc),
                               "endTime": _now(), "failed": 1})
