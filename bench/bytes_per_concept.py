@@ -1,8 +1,9 @@
 """Bytes stored per concept: a LoRA adapter vs a full generator, as written to the catalog.
 
 For each rank pattern (uniform ranks and, with --adapter, the searched one) the adapter
-is saved as the catalog stores it (PEFT safetensors) next to the full generator's
-safetensors; the paper reports 121× fewer trainable parameters.
+is saved as the catalog stores it (PEFT safetensors) next to the full student generator
+and a pix2pix ResNet-9 (one per concept from scratch); the paper reports 121× fewer
+trainable parameters than pix2pix.
 
     python bench/bytes_per_concept.py --adapter catalog/adapters/<base>/<concept>/v1
 """
@@ -14,7 +15,9 @@ import tempfile
 from pathlib import Path
 
 from common import emit  # type: ignore[import-not-found]
+from safetensors.torch import save_file
 
+from trainers.models import ResnetGenerator
 from trainers.models.crucial import CRUCIAL_LAYERS
 from trainers.models.weights import load_generator, save_generator
 from trainers.pipeline.resources import builtin_base_path
@@ -34,13 +37,19 @@ def main() -> None:
         patterns["searched"] = json.loads((args.adapter / "manifest.json").read_text())["ranks"]
     with tempfile.TemporaryDirectory() as tmp:
         full = save_generator(base, Path(tmp) / "full.safetensors").stat().st_size
+        # What a from-scratch approach stores per concept: a whole pix2pix ResNet-9 (the paper's 121×).
+        pix2pix = Path(tmp) / "pix2pix.safetensors"
+        save_file(ResnetGenerator().state_dict(), str(pix2pix))
+        pix2pix_bytes = pix2pix.stat().st_size
         rows = {}
         for name, ranks in patterns.items():
             model = attach_lora(base, ranks)
             size = (save_adapter(model, Path(tmp) / name) / "adapter_model.safetensors").stat().st_size
-            rows[name] = {"ranks": ranks, "params": trainable_parameters(model), "bytes": size, "ratio": round(full / size, 1)}
-            print(f"{name:12s} {size:9d} bytes  {full / size:6.1f}x smaller", flush=True)
-    emit({"bench": "bytes_per_concept", "full_generator_bytes": full,
+            rows[name] = {"ranks": ranks, "params": trainable_parameters(model), "bytes": size,
+                          "ratio_vs_student": round(full / size, 1), "ratio_vs_pix2pix": round(pix2pix_bytes / size, 1)}
+            print(f"{name:12s} {size:9d} bytes  {full / size:6.1f}x smaller than the student, "
+                  f"{pix2pix_bytes / size:6.1f}x than pix2pix", flush=True)
+    emit({"bench": "bytes_per_concept", "full_generator_bytes": full, "pix2pix_bytes": pix2pix_bytes,
           "full_generator_params": sum(p.numel() for p in base.parameters()), "adapters": rows})
 
 
