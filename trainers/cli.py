@@ -214,6 +214,9 @@ def cmd_teachers(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read at huggingface_hub import: set first
+    from trainers.pipeline.resources import prepare_ray_environment
+
+    prepare_ray_environment()  # before anything imports ray
     args = _parser().parse_args(argv)
     handlers = {"distill": cmd_distill, "base": cmd_base, "apply": cmd_apply, "teachers": cmd_teachers}
     try:

@@ -33,13 +33,23 @@ def cpus_per_train_worker(spec: ConceptAdapterSpec) -> float:
     return cpus if os.environ.get("RAY_ADDRESS") else min(cpus, float(os.cpu_count() or 1))
 
 
+def prepare_ray_environment() -> None:
+    """Settings Ray reads when it is first imported; call before anything imports ray.
+
+    For a local cluster: every listener on 127.0.0.1 (by default Ray also listens on the
+    machine's address) and no auth token file in $HOME. Inside a RayJob (RAY_ADDRESS set)
+    the cluster's own settings stand.
+    """
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
+    if not os.environ.get("RAY_ADDRESS"):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
 @contextlib.contextmanager
 def ray_session(res: ResourcesSpec | None = None) -> Iterator[None]:
     """Join the cluster in RAY_ADDRESS (inside a RayJob) or start a local one, loopback only."""
-    # Must be set before `import ray`: keeps every listener on 127.0.0.1 (environment.md).
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
+    prepare_ray_environment()
     import ray
 
     if ray.is_initialized():

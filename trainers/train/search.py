@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from ray.tune import Callback
 
 from trainers.evaluate.metrics import psnr
 from trainers.models.generator import E2GANGenerator
@@ -73,7 +76,7 @@ def run_search(
     settings: SearchSettings,
     storage_path: str | None = None,
     storage_filesystem=None,
-    on_trial: callable | None = None,
+    on_trial: Callable[[int, dict | None, float | None], None] | None = None,
 ) -> dict:
     """Run the search; return {"chosen": trial, "trials": [...], "best_psnr": ...}."""
     from ray import tune
@@ -112,7 +115,7 @@ def run_search(
         storage_path=storage_path or tempfile.mkdtemp(prefix="e2gan-tune-"),
         storage_filesystem=storage_filesystem,
         verbose=0,
-        callbacks=[_Progress(on_trial)] if on_trial else None,
+        callbacks=[TrialProgress(on_trial)] if on_trial else None,
         failure_config=tune.FailureConfig(max_failures=0),
     )
     tuner = tune.Tuner(
@@ -152,21 +155,26 @@ def run_search(
     }
 
 
-class _Progress:
-    """Tune callback that forwards trial completions (for progress bars and the operator)."""
+# Listeners stay on the driver: Tune cloudpickles its callbacks with the experiment
+# state, and a listener holding the catalog's S3 client (sockets) cannot be pickled.
+_TRIAL_LISTENERS: dict[str, Callable[[int, dict | None, float | None], None]] = {}
 
-    def __new__(cls, on_trial):  # a Callback subclass built lazily: ray imports stay inside functions
-        from ray.tune import Callback
 
-        class _CB(Callback):
-            def __init__(self) -> None:
-                self.done = 0
+class TrialProgress(Callback):
+    """A Tune callback forwarding trial completions (progress bars, the operator's status).
 
-            def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-                self.done += 1
-                on_trial(self.done, trial.config.get("pattern"), trial.last_result.get("psnr"))
+    Module-level, and holding only a key, so it pickles by reference.
+    """
 
-        return _CB()
+    def __init__(self, on_trial: Callable[[int, dict | None, float | None], None]) -> None:
+        self.key, self.done = uuid.uuid4().hex, 0
+        _TRIAL_LISTENERS[self.key] = on_trial
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.done += 1
+        listener = _TRIAL_LISTENERS.get(self.key)
+        if listener is not None:
+            listener(self.done, trial.config.get("pattern"), trial.last_result.get("psnr"))
 
 
 def write_search_report(report: dict, path: Path) -> Path:
