@@ -112,14 +112,12 @@ def train_base(
     storage_filesystem=None,
 ) -> tuple[E2GANGenerator, dict]:
     """Train (or resume) the base; return the generator and the last checkpoint's state."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     from trainers.train.checkpoint import load_checkpoint
+    from trainers.train.ray_run import WorkerGroup, run_torch_trainer
 
-    trainer = TorchTrainer(
+    result = run_torch_trainer(
         base_train_loop,
-        train_loop_config={
+        {
             "steps": settings.steps,
             "batch_size": settings.batch_size,
             "lr": settings.lr,
@@ -133,22 +131,10 @@ def train_base(
             "concept": concept_index.astype(np.int64),
             "threads": settings.threads,
         },
-        scaling_config=ScalingConfig(
-            num_workers=settings.workers,
-            use_gpu=settings.use_gpu,
-            resources_per_worker={"CPU": settings.cpus_per_worker},
-        ),
-        run_config=RunConfig(
-            name=run_name,
-            storage_path=storage_path,
-            storage_filesystem=storage_filesystem,
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
-            failure_config=FailureConfig(max_failures=0),
-        ),
+        WorkerGroup(settings.workers, settings.use_gpu, settings.cpus_per_worker, storage_path, run_name,
+                    storage_filesystem, checkpoints_kept=2),
+        "base training",
     )
-    result = trainer.fit()
-    if result.error:
-        raise RuntimeError(f"base training failed: {result.error}")
     model = E2GANGenerator(GeneratorConfig(**settings.generator))
     with result.checkpoint.as_directory() as folder:
         state = load_checkpoint(Path(folder), model, None)

@@ -100,13 +100,12 @@ def train_concept(
     storage_filesystem=None,
 ) -> tuple[Path, float]:
     """Fine-tune; return (a local folder holding the final PEFT adapter, seconds)."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from trainers.train.ray_run import WorkerGroup, run_torch_trainer
 
     started = time.perf_counter()
-    trainer = TorchTrainer(
+    result = run_torch_trainer(
         concept_train_loop,
-        train_loop_config={
+        {
             "ranks": settings.ranks,
             "steps": settings.steps,
             "batch_size": settings.batch_size,
@@ -120,22 +119,10 @@ def train_concept(
             "base_state": {k: v.detach().cpu() for k, v in base.state_dict().items()},
             "train": train,
         },
-        scaling_config=ScalingConfig(
-            num_workers=settings.workers,
-            use_gpu=settings.use_gpu,
-            resources_per_worker={"CPU": settings.cpus_per_worker},
-        ),
-        run_config=RunConfig(
-            name=run_name,
-            storage_path=storage_path,
-            storage_filesystem=storage_filesystem,
-            checkpoint_config=CheckpointConfig(num_to_keep=1),
-            failure_config=FailureConfig(max_failures=0),
-        ),
+        WorkerGroup(settings.workers, settings.use_gpu, settings.cpus_per_worker, storage_path, run_name,
+                    storage_filesystem),
+        "concept fine-tune",
     )
-    result = trainer.fit()
-    if result.error:
-        raise RuntimeError(f"concept fine-tune failed: {result.error}")
     out = Path(tempfile.mkdtemp(prefix="e2gan-adapter-"))
     with result.checkpoint.as_directory() as folder:
         for name in ("adapter_config.json", "adapter_model.safetensors"):

@@ -1,0 +1,49 @@
+"""One way to run a training loop on Ray Train, shared by the base and the concept fine-tune."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class WorkerGroup:
+    """How many Ray Train workers, on what, and where their checkpoints go."""
+
+    workers: int
+    use_gpu: bool
+    cpus_per_worker: float
+    storage_path: str
+    run_name: str
+    storage_filesystem: object | None = None
+    checkpoints_kept: int = 1
+
+
+def run_torch_trainer(loop: Callable[[dict], None], config: dict, group: WorkerGroup, what: str):
+    """Fit a TorchTrainer; a run whose `storage_path/run_name` exists resumes from its checkpoint.
+
+    Returns the Ray Train result (its `.checkpoint` is the last one reported).
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(
+            num_workers=group.workers,
+            use_gpu=group.use_gpu,
+            resources_per_worker={"CPU": group.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=group.run_name,
+            storage_path=group.storage_path,
+            storage_filesystem=group.storage_filesystem,
+            checkpoint_config=CheckpointConfig(num_to_keep=group.checkpoints_kept),
+            failure_config=FailureConfig(max_failures=0),  # fail fast; a rerun resumes
+        ),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise RuntimeError(f"{what} failed: {result.error}")
+    return result
