@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--catalog",
         "-c",
-        default=os.environ.get(DEFAULT_URI_ENV, "./catalog"),
-        help=f"catalog URI (default ${DEFAULT_URI_ENV} or ./catalog)",
+        default=os.environ.get(DEFAULT_URI_ENV, "./adapter-catalog"),
+        help=f"catalog URI (default ${DEFAULT_URI_ENV} or ./adapter-catalog)",
     )
     # `--catalog` is accepted after the action too (`e2gan catalog ls --catalog X`);
     # SUPPRESS keeps the value given before the action when it is not repeated.

@@ -283,7 +283,7 @@ class CatalogSpec(SpecModel):
     """Where the adapter is published."""
 
     uri: str = Field(
-        default="./catalog",
+        default="./adapter-catalog",
         min_length=1,
         max_length=1024,
         pattern=CATALOG_URI_PATTERN,
