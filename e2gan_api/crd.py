@@ -95,6 +95,17 @@ class Kind:
 
 
 AGE = Column("Age", ".metadata.creationTimestamp", "date")
+# Shown by `kubectl get -o wide` for both kinds.
+DETAIL_COLUMNS = (
+    Column("Stage", ".status.stage", description="stage of the training job", priority=1),
+    Column("RayJob", ".status.rayJobName", description="the RayJob training the spec", priority=1),
+    Column(
+        "Message",
+        '.status.conditions[?(@.type=="Ready")].message',
+        description="why the resource is or is not Ready",
+        priority=1,
+    ),
+)
 KINDS: tuple[Kind, ...] = (
     Kind(
         kind="ConceptAdapter",
@@ -112,14 +123,7 @@ KINDS: tuple[Kind, ...] = (
             Column("Trials", ".status.trials", description="rank-search trials done/total"),
             Column("Version", ".status.published.version", description="published catalog version"),
             AGE,
-            Column("Stage", ".status.stage", description="stage of the training job", priority=1),
-            Column("RayJob", ".status.rayJobName", description="the RayJob training the spec", priority=1),
-            Column(
-                "Message",
-                '.status.conditions[?(@.type=="Ready")].message',
-                description="why the resource is or is not Ready",
-                priority=1,
-            ),
+            *DETAIL_COLUMNS,
         ),
     ),
     Kind(
@@ -136,14 +140,7 @@ KINDS: tuple[Kind, ...] = (
             Column("Fidelity", ".status.fidelity", description="held-out fidelity of the published base"),
             Column("Version", ".status.published.version", description="published catalog version"),
             AGE,
-            Column("Stage", ".status.stage", description="stage of the training job", priority=1),
-            Column("RayJob", ".status.rayJobName", description="the RayJob training the spec", priority=1),
-            Column(
-                "Message",
-                '.status.conditions[?(@.type=="Ready")].message',
-                description="why the resource is or is not Ready",
-                priority=1,
-            ),
+            *DETAIL_COLUMNS,
         ),
     ),
 )

@@ -7,7 +7,6 @@ folder and run name resumes from the last one (a killed job loses at most that m
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ def base_train_loop(config: dict) -> None:
 
     from trainers.train.checkpoint import load_checkpoint, save_checkpoint
     from trainers.train.loop import PairTensors, fit
+    from trainers.train.ray_run import report_checkpoint
 
     torch.manual_seed(config["seed"])
     torch.set_num_threads(max(1, int(config["threads"])))
@@ -79,12 +79,7 @@ def base_train_loop(config: dict) -> None:
         out_of_time = time.perf_counter() - started > config["max_seconds"]
         if step % every == 0 or step == config["steps"] or out_of_time:
             inner = model.module if hasattr(model, "module") else model
-            with tempfile.TemporaryDirectory() as tmp:
-                ckpt = None
-                if rank == 0:
-                    save_checkpoint(Path(tmp), inner, optimizer, step, {"loss": loss})
-                    ckpt = ray.train.Checkpoint.from_directory(tmp)
-                ray.train.report({"step": step, "loss": loss}, checkpoint=ckpt)
+            report_checkpoint(step, loss, lambda folder: save_checkpoint(folder, inner, optimizer, step, {"loss": loss}))
         return out_of_time
 
     fit(

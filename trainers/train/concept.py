@@ -42,6 +42,7 @@ def concept_train_loop(config: dict) -> None:
 
     from trainers.train.loop import fit
     from trainers.train.lora import attach_lora, save_adapter
+    from trainers.train.ray_run import report_checkpoint
 
     torch.manual_seed(config["seed"])
     torch.set_num_threads(max(1, int(config["threads"])))
@@ -68,13 +69,12 @@ def concept_train_loop(config: dict) -> None:
         out_of_time = time.perf_counter() - started > config["max_seconds"]
         if step % config["checkpoint_every"] == 0 or step == config["steps"] or out_of_time:
             inner = model.module if hasattr(model, "module") else model
-            with tempfile.TemporaryDirectory() as tmp:
-                ckpt = None
-                if rank == 0:
-                    save_adapter(inner, Path(tmp))
-                    (Path(tmp) / "step.txt").write_text(str(step))
-                    ckpt = ray.train.Checkpoint.from_directory(tmp)
-                ray.train.report({"step": step, "loss": loss}, checkpoint=ckpt)
+
+            def save(folder: Path) -> None:
+                save_adapter(inner, folder)
+                (folder / "step.txt").write_text(str(step))
+
+            report_checkpoint(step, loss, save)
         return out_of_time
 
     fit(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -47,3 +49,15 @@ def run_torch_trainer(loop: Callable[[dict], None], config: dict, group: WorkerG
     if result.error:
         raise RuntimeError(f"{what} failed: {result.error}")
     return result
+
+
+def report_checkpoint(step: int, loss: float, save: Callable[[Path], None]) -> None:
+    """Report metrics from every worker; rank 0 also saves and reports a checkpoint folder."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if ray.train.get_context().get_world_rank() == 0:
+            save(Path(tmp))
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report({"step": step, "loss": loss}, checkpoint=checkpoint)
