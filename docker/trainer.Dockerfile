@@ -4,8 +4,14 @@
 # Build from the repository root:
 #   docker build -f docker/trainer.Dockerfile -t ghcr.io/e2gan-dev/e2gan-trainer:0.1.0 .
 # RAY_VERSION must equal the chart's ray.version (the RayCluster's rayVersion); tests/docker checks it.
+#
+# CUDA comes once, from PyPI's torch: its Linux wheel depends on the nvidia-* CUDA runtime
+# wheels (cuBLAS, cuDNN, NCCL...) built for it, and the node provides only the driver. The base
+# is therefore Ray's CUDA-less `-cpu` image: the `-gpu` one adds a second CUDA toolkit (several
+# GB) that torch never loads. The same `-cpu` image is the KubeRay submitter's default
+# (ray.submitter.image), so a node that runs both pulls its layers once.
 ARG RAY_VERSION=2.60.0
-FROM rayproject/ray:${RAY_VERSION}-py311-gpu
+FROM rayproject/ray:${RAY_VERSION}-py311-cpu
 ARG RAY_VERSION
 
 LABEL org.opencontainers.image.title="e2gan-trainer" \
@@ -27,8 +33,8 @@ COPY --chown=1000:100 e2gan_api/ e2gan_api/
 COPY --chown=1000:100 catalog/ catalog/
 COPY --chown=1000:100 trainers/ trainers/
 
-# Exact versions of the base dependencies and of the `trainer` extra; torch's PyPI wheel for
-# Linux brings its own CUDA libraries (the node needs only the driver).
+# Exact versions of the base dependencies and of the `trainer` extra; torch from PyPI (no
+# --index-url): its wheel brings the CUDA libraries it was built against.
 RUN pip install --no-cache-dir "./[trainer]" \
         "torch==2.13.0" \
         "ray[train,tune,data]==${RAY_VERSION}" \

@@ -222,6 +222,15 @@ def model_schema(model: type[BaseModel], defaults: bool = True) -> dict[str, Any
     return structural(model.model_json_schema(by_alias=True, mode="validation"), defaults=defaults)
 
 
+# Deleting a CRD deletes every resource of its kind (and, through finalizers, their versions):
+# GitOps tools must never prune or delete it. Argo CD reads sync-options; Flux's
+# kustomize-controller reads its prune annotation.
+CRD_ANNOTATIONS = {
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
+
+
 def crd(kind: Kind) -> dict[str, Any]:
     """The CustomResourceDefinition manifest of one kind."""
     spec = model_schema(kind.spec)
@@ -251,6 +260,7 @@ def crd(kind: Kind) -> dict[str, Any]:
         "metadata": {
             "name": kind.crd_name,
             "labels": {"app.kubernetes.io/name": "e2gan", "app.kubernetes.io/part-of": "e2gan"},
+            "annotations": dict(CRD_ANNOTATIONS),
         },
         "spec": {
             "group": GROUP,

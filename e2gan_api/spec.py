@@ -300,6 +300,16 @@ class CatalogSpec(SpecModel):
     )
 
 
+class RuntimeSpec(SpecModel):
+    """How the Ray pods run (not what is trained): changing it never retrains."""
+
+    profile: Name | None = Field(
+        default=None,
+        description="pod profile from the operator's configuration (volumes such as teacher weights, "
+        "env, scheduling); unset: the cluster defaults",
+    )
+
+
 class ConceptAdapterSpec(SpecModel):
     """One concept: teacher pairs → selected data → rank search → LoRA → catalog."""
 
@@ -330,6 +340,7 @@ class ConceptAdapterSpec(SpecModel):
     suspend: bool = Field(
         default=False, description="pause: the RayJob is created or kept suspended while true (KubeRay suspend)"
     )
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
 
     def teacher_id(self) -> str:
         """The procedural teacher this spec resolves to (its own name or the concept)."""
@@ -354,6 +365,7 @@ class ConceptBaseSpec(SpecModel):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     catalog: CatalogSpec = Field(default_factory=CatalogSpec)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     width: int = Field(default=32, ge=8, le=256, description="generator base channel width")
     text_dim: int = Field(default=384, ge=8, le=4096, description="text embedding size")
 

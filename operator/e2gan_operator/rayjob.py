@@ -13,9 +13,18 @@ import hashlib
 import json
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from e2gan_operator.pods import (
+    PodOverlay,
+    Profile,
+    ca_env,
+    container_security_context,
+    pod_security_context,
+    volumes_and_mounts,
+)
 from e2gan_operator.settings import OperatorSettings
 
 RAY_API_VERSION = "ray.io/v1"
@@ -27,6 +36,7 @@ LABEL_DIGEST = "e2gan.dev/spec-digest"
 ANNOTATION_DIGEST = "e2gan.dev/spec-digest"
 ANNOTATION_PROGRESS_KEY = "e2gan.dev/progress-key"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+DASHBOARD_PORT = 8265
 # Changing this annotation on a resource retrains an unchanged spec (it is part of the digest).
 RETRAIN_ANNOTATION = "e2gan.dev/retrain"
 
@@ -34,7 +44,7 @@ RETRAIN_ANNOTATION = "e2gan.dev/retrain"
 MAX_RAYJOB_NAME = 47
 DIGEST_CHARS = 10
 # Spec fields that do not change what is trained: toggling them never retrains.
-NOT_TRAINING_INPUTS = ("suspend", "deletionPolicy")
+NOT_TRAINING_INPUTS = ("suspend", "deletionPolicy", "runtime")
 NOT_TRAINING_CATALOG_INPUTS = ("keepVersions",)
 
 
@@ -147,32 +157,100 @@ def _pod_template(
     owner_labels: dict[str, str],
     container: str,
     resources: dict[str, Any],
+    profile: Profile,
+    extra_env: Sequence[dict[str, Any]],
 ) -> dict[str, Any]:
+    """A Ray head or worker pod: restricted, no API token, /dev/shm, volumes, env, CA bundle."""
     cluster = settings.cluster
+    pods = cluster.pods
     pod = cluster.head if role == "head" else cluster.worker
+    overlay: PodOverlay = profile.head if role == "head" else profile.worker
+    volumes, mounts = volumes_and_mounts(pods, profile)
+    env = [*catalog_env(settings), *ca_env(pods), *pods.env, *profile.env, *(dict(e) for e in extra_env)]
     spec: dict[str, Any] = {
+        # The Ray pods never call the Kubernetes API: no token to steal from them.
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(pods),
         "containers": [
             {
                 "name": container,
                 "image": settings.trainer_image,
                 "imagePullPolicy": cluster.image_pull_policy,
-                "env": catalog_env(settings),
+                "env": env,
                 "resources": resources,
+                "securityContext": container_security_context(),
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+    if cluster.service_account_name:
+        spec["serviceAccountName"] = cluster.service_account_name
+    node_selector = {**pod.node_selector, **overlay.node_selector}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    tolerations = [*copy.deepcopy(pod.tolerations), *copy.deepcopy(overlay.tolerations)]
+    if tolerations:
+        spec["tolerations"] = tolerations
+    if cluster.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": n} for n in cluster.image_pull_secrets]
+    labels = {**pod.labels, **overlay.labels, **owner_labels, "app.kubernetes.io/component": f"ray-{role}"}
+    metadata: dict[str, Any] = {"labels": labels}
+    annotations = {**pod.annotations, **overlay.annotations}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"metadata": metadata, "spec": spec}
+
+
+def submitter_template(settings: OperatorSettings, owner_labels: dict[str, str]) -> dict[str, Any]:
+    """The submitter Job's pod: `ray job submit` from a small CPU image, never the CUDA trainer image.
+
+    The container has no command: KubeRay fills in `ray job submit ... -- <entrypoint>` and the
+    dashboard address (and, with token auth, the token).
+    """
+    cluster = settings.cluster
+    sub = cluster.pods.submitter
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(cluster.pods),
+        "containers": [
+            {
+                "name": "ray-job-submitter",
+                "image": sub.image_for(cluster.ray_version),
+                "imagePullPolicy": cluster.image_pull_policy,
+                "resources": copy.deepcopy(sub.resources),
+                "securityContext": container_security_context(),
             }
         ],
     }
     if cluster.service_account_name:
         spec["serviceAccountName"] = cluster.service_account_name
-    if pod.node_selector:
-        spec["nodeSelector"] = dict(pod.node_selector)
-    if pod.tolerations:
-        spec["tolerations"] = copy.deepcopy(pod.tolerations)
+    if sub.node_selector:
+        spec["nodeSelector"] = dict(sub.node_selector)
+    if sub.tolerations:
+        spec["tolerations"] = copy.deepcopy(sub.tolerations)
     if cluster.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": n} for n in cluster.image_pull_secrets]
-    metadata: dict[str, Any] = {"labels": {**pod.labels, **owner_labels, "app.kubernetes.io/component": f"ray-{role}"}}
-    if pod.annotations:
-        metadata["annotations"] = dict(pod.annotations)
-    return {"metadata": metadata, "spec": spec}
+    return {"metadata": {"labels": {**owner_labels, "app.kubernetes.io/component": "ray-submitter"}}, "spec": spec}
+
+
+def deletion_rules(ttl_seconds: int) -> dict[str, Any]:
+    """KubeRay deletionRules: GPUs are freed the moment a job ends; a failed job's head (its logs)
+    stays `ttl_seconds`. Never DeleteSelf: the RayJob's status is what the operator reads, and the
+    ownerReference removes it with its resource."""
+    def rule(policy: str, ttl: int, **condition: str) -> dict[str, Any]:
+        return {"policy": policy, "condition": {**condition, "ttlSeconds": ttl}}
+
+    return {
+        "deletionRules": [
+            rule("DeleteCluster", 0, jobStatus="SUCCEEDED"),
+            rule("DeleteWorkers", 0, jobStatus="FAILED"),
+            rule("DeleteCluster", ttl_seconds, jobStatus="FAILED"),
+            rule("DeleteWorkers", 0, jobDeploymentStatus="Failed"),
+            rule("DeleteCluster", ttl_seconds, jobDeploymentStatus="Failed"),
+        ]
+    }
 
 
 def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
@@ -195,14 +273,21 @@ def build_rayjob(
     digest: str,
     key: str,
     settings: OperatorSettings,
+    extra_env: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The RayJob manifest for `owner` (a ConceptAdapter or ConceptBase body) training `spec_wire`."""
+    """The RayJob manifest for `owner` (a ConceptAdapter or ConceptBase body) training `spec_wire`.
+
+    `extra_env` (name/value or name/valueFrom items) is added to the Ray head and workers, after
+    the configured env: the operator's per-resource values such as E2GAN_CATALOG_OWNER.
+    An unknown `spec.runtime.profile` raises PodSettingsError (a ValueError naming the field).
+    """
     meta = owner["metadata"]
     name = meta["name"]
     resources = spec_wire.get("resources") or {}
     workers = int(resources.get("workers", 1))
     gpus = int(resources.get("gpusPerWorker", 0))
     cluster = settings.cluster
+    profile = cluster.pods.profile((spec_wire.get("runtime") or {}).get("profile"))
     owner_labels = {
         "app.kubernetes.io/name": "e2gan",
         "app.kubernetes.io/component": trainer.component,
@@ -223,42 +308,51 @@ def build_rayjob(
         cluster.gpu_resource_name,
     )
     job = cluster.job
+    pod = {"owner_labels": owner_labels, "profile": profile, "extra_env": extra_env}
+    ray_cluster: dict[str, Any] = {
+        "rayVersion": cluster.ray_version,
+        "headGroupSpec": {
+            # The head runs only the driver: trials and training go to the workers. The dashboard
+            # (job submission) listens on the pod IP for the submitter and KubeRay; token auth and
+            # the chart's NetworkPolicy keep everyone else out.
+            "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0", "num-gpus": "0"},
+            "template": _pod_template(settings, role="head", container="ray-head", resources=head_resources, **pod),
+        },
+        "workerGroupSpecs": [
+            {
+                "groupName": "gpu-workers" if gpus else "cpu-workers",
+                "replicas": workers,
+                "minReplicas": workers,
+                "maxReplicas": workers,
+                # Explicit: Ray counts only nvidia.com/gpu, so a MIG or AMD resource would give it 0 GPUs.
+                "rayStartParams": {"num-gpus": str(gpus)},
+                "template": _pod_template(
+                    settings, role="worker", container="ray-worker", resources=worker_resources, **pod
+                ),
+            }
+        ],
+    }
+    if cluster.pods.dashboard_auth == "token":
+        ray_cluster["authOptions"] = {"mode": "token"}
     spec: dict[str, Any] = {
         "entrypoint": entrypoint(trainer, spec_wire, spec_wire["catalog"]["uri"], key),
         "submissionMode": "K8sJobMode",
-        "shutdownAfterJobFinishes": True,
-        "ttlSecondsAfterFinished": job.ttl_seconds_after_finished,
+        "submitterPodTemplate": submitter_template(settings, owner_labels),
         "backoffLimit": job.backoff_limit,
         "suspend": bool(spec_wire.get("suspend", False)),
-        "rayClusterSpec": {
-            "rayVersion": cluster.ray_version,
-            "headGroupSpec": {
-                # The head runs only the driver: trials and training go to the workers.
-                "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
-                "template": _pod_template(
-                    settings, role="head", owner_labels=owner_labels, container="ray-head", resources=head_resources
-                ),
-            },
-            "workerGroupSpecs": [
-                {
-                    "groupName": "gpu-workers" if gpus else "cpu-workers",
-                    "replicas": workers,
-                    "minReplicas": workers,
-                    "maxReplicas": workers,
-                    "rayStartParams": {},
-                    "template": _pod_template(
-                        settings,
-                        role="worker",
-                        owner_labels=owner_labels,
-                        container="ray-worker",
-                        resources=worker_resources,
-                    ),
-                }
-            ],
-        },
+        "rayClusterSpec": ray_cluster,
     }
+    if job.deletion_strategy == "rules":
+        # KubeRay refuses deletionRules together with shutdownAfterJobFinishes (and so a TTL).
+        spec["shutdownAfterJobFinishes"] = False
+        spec["deletionStrategy"] = deletion_rules(job.ttl_seconds_after_finished)
+    else:
+        spec["shutdownAfterJobFinishes"] = True
+        spec["ttlSecondsAfterFinished"] = job.ttl_seconds_after_finished
     if job.active_deadline_seconds is not None:
         spec["activeDeadlineSeconds"] = job.active_deadline_seconds
+    if job.pre_running_deadline_seconds is not None:
+        spec["preRunningDeadlineSeconds"] = job.pre_running_deadline_seconds
     return {
         "apiVersion": RAY_API_VERSION,
         "kind": "RayJob",
@@ -271,6 +365,28 @@ def build_rayjob(
         },
         "spec": spec,
     }
+
+
+def adoption_problem(rayjob: dict[str, Any], owner: dict[str, Any]) -> str | None:
+    """Why `rayjob` (found under the name this owner would give it) must not be adopted, or None.
+
+    The name comes from namespace, name and spec only, so a resource deleted and re-created
+    with the same spec computes the name of the old resource's RayJob while Kubernetes'
+    garbage collector may not have removed it yet. Only a RayJob whose controller
+    ownerReference carries this owner's UID is ours.
+    """
+    uid = owner["metadata"].get("uid")
+    refs = (rayjob.get("metadata") or {}).get("ownerReferences") or []
+    controller = next((r for r in refs if r.get("controller")), None)
+    name = (rayjob.get("metadata") or {}).get("name", "")
+    if controller is None:
+        return f"RayJob {name} has no controller ownerReference; it was not made by this operator"
+    if controller.get("kind") != owner.get("kind") or controller.get("name") != owner["metadata"].get("name"):
+        return f"RayJob {name} is controlled by {controller.get('kind')}/{controller.get('name')}"
+    if not uid or controller.get("uid") != uid:
+        return (f"RayJob {name} belongs to an earlier {owner.get('kind')} of the same name "
+                f"(uid {controller.get('uid')}, this one is {uid}); it is left to the garbage collector")
+    return None
 
 
 @dataclass(frozen=True)

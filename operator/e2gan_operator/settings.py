@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from e2gan_operator.pods import PodSettings, PodSettingsError, parse_pods
+
 DEFAULTS_FILE = "/etc/e2gan/defaults.yaml"
 
 
@@ -74,6 +76,15 @@ class JobDefaults:
     """Retries with a fresh Ray cluster after a failure. Default 0: a failure is reported at once
     (the trainer retries its own trials; a broken spec should not burn GPU hours)."""
 
+    pre_running_deadline_seconds: int | None = 3600
+    """Seconds a RayJob may take to reach Running (scheduling, image pulls) before KubeRay fails
+    it; counted after Kueue admits it. Default 1 h, so an unschedulable job does not wait 7 days."""
+
+    deletion_strategy: str = "rules"
+    """rules: KubeRay deletionRules (workers freed at once on failure, the head kept
+    ttlSecondsAfterFinished for its logs; needs KubeRay's RayJobDeletionPolicy feature gate);
+    shutdown: the older shutdownAfterJobFinishes + ttlSecondsAfterFinished."""
+
 
 @dataclass(frozen=True)
 class ClusterDefaults:
@@ -106,6 +117,9 @@ class ClusterDefaults:
 
     job: JobDefaults = field(default_factory=JobDefaults)
     """RayJob lifetime limits."""
+
+    pods: PodSettings = field(default_factory=PodSettings)
+    """Security, volumes, env, CA bundle, submitter and profiles of the Ray pods (pods.py)."""
 
 
 @dataclass(frozen=True)
@@ -253,12 +267,20 @@ def parse_defaults(data: Any, where: str = "defaults") -> ClusterDefaults:
         where,
         data,
         {"serviceAccountName", "rayVersion", "gpuResourceName", "imagePullPolicy", "imagePullSecrets",
-         "head", "worker", "catalog", "job"},
+         "head", "worker", "catalog", "job", "pods"},
     )
     catalog = _mapping(f"{where}.catalog", data.get("catalog"))
     _check_keys(f"{where}.catalog", catalog, {"endpoint", "secure", "region", "credentialsSecret"})
     job = _mapping(f"{where}.job", data.get("job"))
-    _check_keys(f"{where}.job", job, {"ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit"})
+    _check_keys(f"{where}.job", job, {"ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit",
+                                      "preRunningDeadlineSeconds", "deletionStrategy"})
+    strategy = job.get("deletionStrategy", JobDefaults.deletion_strategy)
+    if strategy not in ("rules", "shutdown"):
+        raise SettingsError(f"{where}.job.deletionStrategy: expected rules or shutdown, got {strategy!r}")
+    try:
+        pods = parse_pods(data.get("pods"), f"{where}.pods")
+    except PodSettingsError as exc:
+        raise SettingsError(str(exc)) from None
     secure = catalog.get("secure", True)
     if not isinstance(secure, bool):
         raise SettingsError(f"{where}.catalog.secure: expected true or false")
@@ -285,7 +307,13 @@ def parse_defaults(data: Any, where: str = "defaults") -> ClusterDefaults:
                 f"{where}.job.activeDeadlineSeconds", job.get("activeDeadlineSeconds"), jd.active_deadline_seconds, 1
             ),
             backoff_limit=_optional_int(f"{where}.job.backoffLimit", job.get("backoffLimit"), jd.backoff_limit, 0),
+            pre_running_deadline_seconds=_optional_int(
+                f"{where}.job.preRunningDeadlineSeconds", job.get("preRunningDeadlineSeconds"),
+                jd.pre_running_deadline_seconds, 1,
+            ),
+            deletion_strategy=str(strategy),
         ),
+        pods=pods,
     )
 
 

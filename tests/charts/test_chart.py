@@ -423,7 +423,7 @@ def test_defaults_configmap_mirrors_the_operator_example() -> None:
     def keys(node: Any, prefix: str = "") -> set[str]:
         """Dotted keys of the settings, not descending into user-given maps (resources, labels...)."""
         if not isinstance(node, dict) or prefix.rstrip(".").endswith(
-            ("resources", "nodeSelector", "labels", "annotations")
+            ("resources", "nodeSelector", "labels", "annotations", "profiles")
         ):
             return set()
         out = set()

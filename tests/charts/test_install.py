@@ -265,11 +265,21 @@ def test_rayjob_uses_the_charts_defaults(installed: Installed, adapter: dict[str
     env = installed.rendered.env
     cluster = job["spec"]["rayClusterSpec"]
     assert cluster["rayVersion"] == defaults["rayVersion"]
-    assert job["spec"]["ttlSecondsAfterFinished"] == defaults["job"]["ttlSecondsAfterFinished"]
+    # deletionRules (the chart's default strategy): a failed job's head is kept for the TTL.
+    ttl = defaults["job"]["ttlSecondsAfterFinished"]
+    assert {"policy": "DeleteCluster", "condition": {"jobStatus": "FAILED", "ttlSeconds": ttl}} in \
+        job["spec"]["deletionStrategy"]["deletionRules"]
     assert job["spec"]["activeDeadlineSeconds"] == defaults["job"]["activeDeadlineSeconds"]
+    assert job["spec"]["preRunningDeadlineSeconds"] == defaults["job"]["preRunningDeadlineSeconds"]
+    assert cluster["authOptions"] == {"mode": "token"}
     head = cluster["headGroupSpec"]["template"]["spec"]
     (worker_group,) = cluster["workerGroupSpecs"]
     worker = worker_group["template"]["spec"]
+    submitter = job["spec"]["submitterPodTemplate"]["spec"]
+    assert submitter["containers"][0]["image"] != env["E2GAN_TRAINER_IMAGE"]
+    for pod in (head, worker, submitter):
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsUser"] == defaults["pods"]["runAsUser"]
     for pod in (head, worker):
         (container,) = pod["containers"]
         assert container["image"] == env["E2GAN_TRAINER_IMAGE"]

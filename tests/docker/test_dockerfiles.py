@@ -252,7 +252,7 @@ def test_operator_build_context_installs_the_operator_module(operator_image: Ima
 
 def test_trainer_image_ray_version_is_the_charts(trainer_image: Image) -> None:
     chart_ray = load_chart().values["ray"]["version"]
-    m = re.fullmatch(r"rayproject/ray:(?P<ray>[0-9.]+)-py(?P<py>3\d+)-gpu", trainer_image.base)
+    m = re.fullmatch(r"rayproject/ray:(?P<ray>[0-9.]+)-py(?P<py>3\d+)-cpu", trainer_image.base)
     assert m, trainer_image.base
     assert m["ray"] == chart_ray == str(trainer_image.pins["ray"].specifier).removeprefix("==")
     assert render().defaults["rayVersion"] == chart_ray
@@ -291,3 +291,26 @@ def test_trainer_runs_as_the_ray_images_user(trainer_image: Image) -> None:
     assert (uid, gid) == ("1000", "100"), "rayproject/ray runs as ray (1000) in group users (100)"
     copies = [line for line in TRAINER.read_text().splitlines() if line.startswith("COPY")]
     assert copies and all("--chown=1000:100" in line for line in copies), "pip builds in place as that user"
+
+
+def test_trainer_image_has_one_cuda_the_one_torch_was_built_with(trainer_image: Image) -> None:
+    """A CUDA-less Ray base plus PyPI's torch (whose nvidia-* wheels are its CUDA): never two toolkits."""
+    assert not re.search(r"-(gpu|cu\d+)$", trainer_image.base), f"{trainer_image.base} ships its own CUDA"
+    assert not re.search(r"\bnvidia/cuda\b", trainer_image.base)
+    # torch from PyPI: no other index (download.pytorch.org's cpu/cuXXX builds) replaces its CUDA.
+    assert not [r for r in trainer_image.runs if re.search(r"--(extra-)?index-url|download\.pytorch\.org", r)]
+    assert "torch" in trainer_image.pins
+
+
+def test_submitter_default_image_is_the_trainers_base(trainer_image: Image) -> None:
+    """The CPU-only submitter pulls the trainer's own base image: shared layers, no CUDA."""
+    rayjob, settings = operator_module("rayjob"), operator_module("settings")
+    s = settings.OperatorSettings(cluster=settings.parse_defaults(render().defaults))
+    (container,) = rayjob.submitter_template(s, {})["spec"]["containers"]
+    assert container["image"] == trainer_image.base
+
+
+def test_ray_pods_run_as_the_trainer_images_user(trainer_image: Image) -> None:
+    uid, _, gid = trainer_image.user.partition(":")
+    pods = render().defaults["pods"]
+    assert (pods["runAsUser"], pods["runAsGroup"]) == (int(uid), int(gid))

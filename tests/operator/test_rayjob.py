@@ -99,8 +99,10 @@ def test_rayjob_shape_follows_spec_and_defaults() -> None:
     ]
     assert meta["labels"][QUEUE_LABEL] == "gpu" and "other" not in meta["labels"]
     assert meta["annotations"]["e2gan.dev/progress-key"] == "team-a/pencil-sketch/3"
-    assert body["suspend"] is True and body["shutdownAfterJobFinishes"] is True
-    assert (body["ttlSecondsAfterFinished"], body["activeDeadlineSeconds"], body["backoffLimit"]) == (3600, 604800, 0)
+    assert body["suspend"] is True
+    # deletionRules (the default) exclude shutdownAfterJobFinishes and its TTL in KubeRay.
+    assert body["shutdownAfterJobFinishes"] is False and "ttlSecondsAfterFinished" not in body
+    assert (body["activeDeadlineSeconds"], body["backoffLimit"], body["preRunningDeadlineSeconds"]) == (604800, 0, 3600)
     assert shlex.split(body["entrypoint"])[:2] == ["e2gan", "distill"]
     cluster = body["rayClusterSpec"]
     assert cluster["rayVersion"] == "2.60.0"
@@ -171,6 +173,12 @@ VARIANTS = {
         settings(), wire(resources={"workers": 2, "gpusPerWorker": 1}, suspend=True), {QUEUE_LABEL: "q"}),
     "cpu, built-in defaults": (OperatorSettings(), wire(), {}),
     "no deadline, no credentials": (OperatorSettings.from_env({"E2GAN_DEFAULTS_FILE": "/nonexistent"}), wire(), {}),
+    "example defaults, a profile, MIG": (
+        OperatorSettings.from_env({"E2GAN_DEFAULTS_FILE": str(DEFAULTS_EXAMPLE)}),
+        wire(resources={"gpusPerWorker": 1}, runtime={"profile": "sdxl-teacher"}), {}),
+    "shutdown strategy, no dashboard auth": (
+        OperatorSettings(cluster=parse_defaults({"job": {"deletionStrategy": "shutdown"},
+                                                 "pods": {"dashboardAuth": "disabled"}})), wire(), {}),
     "defaults as the Helm chart renders them": (
         OperatorSettings(cluster=parse_defaults({
             "serviceAccountName": "", "imagePullSecrets": [{"name": "regcred"}],
@@ -196,3 +204,190 @@ def test_example_defaults_file_parses() -> None:
     defaults = load_defaults(DEFAULTS_EXAMPLE)
     assert defaults.catalog.credentials_secret == "e2gan-catalog"
     assert defaults.worker.node_selector and defaults.head.resources["requests"]["cpu"] == "1"
+
+
+# ---------------------------------------------------------------------------------------- production pods
+
+from e2gan_operator.pods import PodSettingsError  # noqa: E402
+from e2gan_operator.rayjob import adoption_problem  # noqa: E402
+from e2gan_operator.settings import SettingsError  # noqa: E402
+
+MIG = "nvidia.com/mig-1g.10gb"
+
+
+def pod_templates(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    cluster = job["spec"]["rayClusterSpec"]
+    return {
+        "head": cluster["headGroupSpec"]["template"],
+        **{g["groupName"]: g["template"] for g in cluster["workerGroupSpecs"]},
+        "submitter": job["spec"]["submitterPodTemplate"],
+    }
+
+
+def build(s: OperatorSettings, spec: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    spec = spec or wire(resources={"workers": 2, "gpusPerWorker": 1})
+    return build_rayjob(trainer=ADAPTER, owner=owner(), spec_wire=spec, digest="a" * 64, key="k", settings=s, **kw)
+
+
+@pytest.mark.parametrize("s", [OperatorSettings(), settings()], ids=["built-in", "example"])
+def test_every_pod_meets_pod_security_restricted(s: OperatorSettings) -> None:
+    """The rules of the Pod Security Standard "restricted" profile, for head, workers and submitter."""
+    for role, template in pod_templates(build(s)).items():
+        pod = template["spec"]
+        assert pod["automountServiceAccountToken"] is False, role
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0, role
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, role
+        assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), role
+        assert not any("hostPath" in v for v in pod.get("volumes", [])), role
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}, role
+            assert sc.get("privileged") is not True and sc["runAsNonRoot"] is True, role
+            assert not any("hostPort" in p for p in c.get("ports", [])), role
+
+
+def test_ray_pods_get_shm_volumes_env_and_the_ca_bundle() -> None:
+    job = build(settings(), extra_env=[{"name": "E2GAN_CATALOG_OWNER", "value": "k8s:team-a/pencil-sketch/u-1"}])
+    for role in ("head", "gpu-workers"):
+        pod = pod_templates(job)[role]["spec"]
+        (c,) = pod["containers"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+        assert volumes[mounts["/dev/shm"]["name"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}
+        teachers = volumes[mounts["/models"]["name"]]
+        assert teachers["persistentVolumeClaim"] == {"claimName": "teacher-weights", "readOnly": True}
+        assert mounts["/models"]["readOnly"] is True
+        env = {e["name"]: e for e in c["env"]}
+        # The CA file the trainer's S3 client reads lies in the mounted ConfigMap, under its key.
+        ca = env["E2GAN_S3_CA_FILE"]["value"]
+        mount = next(m for p, m in mounts.items() if ca.startswith(p + "/"))
+        assert volumes[mount["name"]]["configMap"] == {"name": "corp-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+        assert ca.rsplit("/", 1)[1] == "ca.crt"
+        assert env["HF_HUB_OFFLINE"]["value"] == "1"
+        assert env["HF_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "hf-token", "key": "token"}}
+        # The operator's per-resource env comes last, after the configured env.
+        assert c["env"][-1] == {"name": "E2GAN_CATALOG_OWNER", "value": "k8s:team-a/pencil-sketch/u-1"}
+    # The submitter only runs `ray job submit`: no catalog credentials, no volumes.
+    submitter = pod_templates(job)["submitter"]["spec"]
+    assert "env" not in submitter["containers"][0] and "volumes" not in submitter
+
+
+def test_a_profile_adds_volumes_env_and_placement_and_never_retrains() -> None:
+    s = settings()
+    spec = wire(resources={"gpusPerWorker": 1}, runtime={"profile": "sdxl-teacher"})
+    job = build(s, spec)
+    worker = pod_templates(job)["gpu-workers"]["spec"]
+    (c,) = worker["containers"]
+    assert {"name": "sdxl", "image": {"reference": "registry.example.com/teachers/sdxl:1.0", "pullPolicy": "IfNotPresent"}} \
+        in worker["volumes"]
+    assert {"name": "sdxl", "mountPath": "/models/sdxl", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "E2GAN_TEACHER_DIR", "value": "/models/sdxl"} in c["env"]
+    assert worker["nodeSelector"] == {"nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert "nvidia.com/gpu.product" not in pod_templates(job)["head"]["spec"].get("nodeSelector", {})
+    # Where the pods run is not what is trained.
+    assert spec_digest(ADAPTER, "ns", "n", spec) == spec_digest(ADAPTER, "ns", "n", wire(resources={"gpusPerWorker": 1}))
+    with pytest.raises(PodSettingsError, match=r"spec.runtime.profile: unknown profile 'nope' \(known: sdxl-teacher\)"):
+        build(s, wire(runtime={"profile": "nope"}))
+
+
+def test_num_gpus_is_explicit_so_mig_slices_count() -> None:
+    s = OperatorSettings(cluster=parse_defaults({"gpuResourceName": MIG}))
+    job = build(s, wire(resources={"workers": 1, "gpusPerWorker": 2}))
+    (group,) = job["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    assert group["rayStartParams"]["num-gpus"] == "2"
+    assert group["template"]["spec"]["containers"][0]["resources"]["limits"][MIG] == "2"
+    assert job["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]["num-gpus"] == "0"
+    (cpu_group,) = build(s, wire())["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    assert cpu_group["rayStartParams"]["num-gpus"] == "0"
+
+
+def test_submitter_is_cpu_only_with_pull_secrets_and_tolerations() -> None:
+    s = OperatorSettings(
+        trainer_image="trainer:1",
+        cluster=parse_defaults({
+            "rayVersion": "2.60.0", "imagePullSecrets": ["regcred"],
+            "pods": {"submitter": {"tolerations": [{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}],
+                                   "nodeSelector": {"pool": "system"}}},
+        }),
+    )
+    sub = build(s)["spec"]["submitterPodTemplate"]
+    pod = sub["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == "rayproject/ray:2.60.0-py311-cpu" != s.trainer_image
+    assert not any("gpu" in k for part in c["resources"].values() for k in part)
+    assert c["resources"]["limits"]["memory"] == "1Gi"
+    assert "command" not in c, "KubeRay fills in `ray job submit` when the command is empty"
+    assert pod["restartPolicy"] == "Never" and pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["tolerations"] == [{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["nodeSelector"] == {"pool": "system"}
+    assert sub["metadata"]["labels"]["app.kubernetes.io/component"] == "ray-submitter"
+
+
+def test_dashboard_is_token_authenticated_unless_disabled() -> None:
+    assert build(OperatorSettings())["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
+    off = OperatorSettings(cluster=parse_defaults({"pods": {"dashboardAuth": "disabled"}}))
+    assert "authOptions" not in build(off)["spec"]["rayClusterSpec"]
+
+
+def test_deletion_rules_follow_kuberays_constraints() -> None:
+    body = build(OperatorSettings(cluster=parse_defaults({"job": {"ttlSecondsAfterFinished": 600}})))["spec"]
+    rules = body["deletionStrategy"]["deletionRules"]
+    # KubeRay: rules exclude shutdownAfterJobFinishes (hence its TTL) and the legacy onSuccess/onFailure.
+    assert body["shutdownAfterJobFinishes"] is False and "ttlSecondsAfterFinished" not in body
+    assert set(body["deletionStrategy"]) == {"deletionRules"}
+    assert all(r["policy"] != "DeleteSelf" for r in rules), "the operator reads the RayJob's status"
+    by_condition: dict[tuple, dict[str, int]] = {}
+    for r in rules:
+        cond = {k: v for k, v in r["condition"].items() if k != "ttlSeconds"}
+        assert len(cond) == 1  # exactly one of jobStatus, jobDeploymentStatus
+        ttls = by_condition.setdefault(tuple(cond.items()), {})
+        assert r["policy"] not in ttls, f"duplicate rule {r}"
+        ttls[r["policy"]] = r["condition"]["ttlSeconds"]
+    for ttls in by_condition.values():  # KubeRay: Workers <= Cluster <= Self
+        order = [ttls[p] for p in ("DeleteWorkers", "DeleteCluster", "DeleteSelf") if p in ttls]
+        assert order == sorted(order)
+    assert by_condition[(("jobStatus", "FAILED"),)] == {"DeleteWorkers": 0, "DeleteCluster": 600}
+    assert by_condition[(("jobStatus", "SUCCEEDED"),)] == {"DeleteCluster": 0}
+    legacy = build(OperatorSettings(cluster=parse_defaults({"job": {"deletionStrategy": "shutdown"}})))["spec"]
+    assert legacy["shutdownAfterJobFinishes"] is True and legacy["ttlSecondsAfterFinished"] == 3600
+    assert "deletionStrategy" not in legacy
+
+
+BAD_PODS = [
+    ({"pods": {"volumes": [{"name": "h", "mountPath": "/h", "hostPath": {"path": "/"}}]}}, "hostPath is refused"),
+    ({"pods": {"volumes": [{"name": "dshm", "mountPath": "/x", "emptyDir": {}}]}}, "pods.volumes[0].name"),
+    ({"pods": {"volumes": [{"name": "v", "mountPath": "/dev/shm", "emptyDir": {}}]}}, "used by the operator"),
+    ({"pods": {"volumes": [{"name": "v", "mountPath": "/a/../etc", "emptyDir": {}}]}}, "without '..'"),
+    ({"pods": {"env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "hunter2"}]}}, "use valueFrom.secretKeyRef"),
+    ({"pods": {"env": [{"name": "HF_TOKEN", "value": "hf_x"}]}}, "looks like a secret"),
+    ({"pods": {"env": [{"name": "E2GAN_S3_ENDPOINT", "value": "x"}]}}, "is set by the operator"),
+    ({"pods": {"env": [{"name": "A"}]}}, "exactly one of value and valueFrom"),
+    ({"pods": {"runAsUser": 0}}, "pods.runAsUser: expected a non-root id"),
+    ({"pods": {"dashboardAuth": "none"}}, "pods.dashboardAuth"),
+    ({"pods": {"privileged": True}}, "pods: unknown key 'privileged'"),
+    ({"pods": {"profiles": {"Big": {}}}}, "not a DNS label"),
+    ({"pods": {"profiles": {"p": {"worker": {"hostNetwork": True}}}}}, "unknown key 'hostNetwork'"),
+    ({"job": {"deletionStrategy": "never"}}, "job.deletionStrategy: expected rules or shutdown"),
+    ({"job": {"preRunningDeadlineSeconds": 0}}, "job.preRunningDeadlineSeconds"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), BAD_PODS, ids=[m for _, m in BAD_PODS])
+def test_bad_pod_settings_are_refused_naming_the_key(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        parse_defaults(data)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_adoption_checks_the_owner_uid() -> None:
+    me = owner()
+    mine = build(OperatorSettings())
+    assert adoption_problem(mine, me) is None
+    recreated = {**me, "metadata": {**me["metadata"], "uid": "u-2"}}
+    problem = adoption_problem(mine, recreated)
+    assert problem and "earlier ConceptAdapter of the same name" in problem and "u-1" in problem
+    stray = {**mine, "metadata": {**mine["metadata"], "ownerReferences": []}}
+    assert "no controller ownerReference" in (adoption_problem(stray, me) or "")
+    other = build_rayjob(trainer=BASE, owner=owner(kind="ConceptBase"), spec_wire=wire(), digest="a" * 64, key="k",
+                         settings=OperatorSettings())
+    assert "controlled by ConceptBase/pencil-sketch" in (adoption_problem(other, me) or "")

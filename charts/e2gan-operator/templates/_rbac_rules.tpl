@@ -14,6 +14,11 @@ cluster-wide (ClusterRole) in cluster mode.
 - apiGroups: ["e2gan.dev"]
   resources: ["conceptadapters/status", "conceptbases/status"]
   verbs: ["patch"]
+# The RayJobs' ownerReferences set blockOwnerDeletion: with OwnerReferencesPermissionEnforcement
+# the API server requires update on the owner's finalizers subresource to create them.
+- apiGroups: ["e2gan.dev"]
+  resources: ["conceptadapters/finalizers", "conceptbases/finalizers"]
+  verbs: ["update"]
 # One RayJob per training run: created, adopted after a restart, suspended by patch,
 # deleted when the spec changes or the resource goes away.
 - apiGroups: ["ray.io"]
