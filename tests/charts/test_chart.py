@@ -171,7 +171,7 @@ def test_optional_features_render() -> None:
     assert all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items())
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
     # NetworkPolicy selects the operator pod and opens probes, metrics, DNS, API server, catalog.
-    policy = r.one("NetworkPolicy")["spec"]
+    policy = r.one("NetworkPolicy", RELEASE)["spec"]
     assert all(pod_labels.get(k) == v for k, v in policy["podSelector"]["matchLabels"].items())
     ingress_ports = sorted(p["port"] for rule in policy["ingress"] for p in rule["ports"])
     assert ingress_ports == [8080, 9090]
@@ -231,6 +231,29 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("bad scrape interval", {"metrics": {"serviceMonitor": {"interval": "soon"}}},
      "at '/metrics/serviceMonitor/interval'"),
     ("string where a bool goes", {"peering": {"enabled": "yes"}}, "at '/peering/enabled'"),
+    ("S3 secret key by value in the operator's env",
+     {"operator": {"extraEnv": [{"name": "E2GAN_S3_SECRET_KEY", "value": "hunter2"}]}}, "at '/operator/extraEnv/0'"),
+    ("AWS key by value in the operator's env",
+     {"operator": {"extraEnv": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]}}, "at '/operator/extraEnv/0'"),
+    ("lower-case secret name by value", {"operator": {"extraEnv": [{"name": "minio_password", "value": "x"}]}},
+     "at '/operator/extraEnv/0'"),
+    ("token by value in the Ray pods' env", {"ray": {"env": [{"name": "HF_TOKEN", "value": "hf_x"}]}},
+     "at '/ray/env/0'"),
+    ("operator-owned env in the Ray pods", {"ray": {"env": [{"name": "E2GAN_S3_ENDPOINT", "value": "x"}]}},
+     "at '/ray/env/0'"),
+    ("hostPath volume", {"ray": {"volumes": [{"name": "h", "mountPath": "/h", "hostPath": {"path": "/"}}]}},
+     "at '/ray/volumes/0'"),
+    ("volume over /dev/shm", {"ray": {"volumes": [{"name": "v", "mountPath": "/dev/shm", "emptyDir": {}}]}},
+     "at '/ray/volumes/0/mountPath'"),
+    ("volume without a source", {"ray": {"volumes": [{"name": "v", "mountPath": "/v"}]}}, "at '/ray/volumes/0'"),
+    ("profile name not a DNS label", {"ray": {"profiles": {"Big": {}}}}, "additional properties 'Big' not allowed"),
+    ("root Ray pods", {"ray": {"securityContext": {"runAsUser": 0}}}, "at '/ray/securityContext/runAsUser'"),
+    ("unknown dashboard auth", {"ray": {"dashboardAuth": "none"}}, "at '/ray/dashboardAuth'"),
+    ("unknown deletion strategy", {"ray": {"job": {"deletionStrategy": "never"}}}, "at '/ray/job/deletionStrategy'"),
+    ("zero pre-running deadline", {"ray": {"job": {"preRunningDeadlineSeconds": 0}}},
+     "at '/ray/job/preRunningDeadlineSeconds'"),
+    ("default catalog not s3", {"catalog": {"defaultUri": "file:///etc"}}, "at '/catalog/defaultUri'"),
+    ("default catalog with ..", {"catalog": {"defaultUri": "s3://bucket/../x"}}, "at '/catalog/defaultUri'"),
 ]
 
 
@@ -329,6 +352,8 @@ NAMESPACED_NEEDS = [
     *[(verb, "e2gan.dev", plural, "") for plural in ("conceptadapters", "conceptbases")
       for verb in ("get", "list", "watch", "patch")],
     ("patch", "e2gan.dev", "conceptadapters", "status"), ("patch", "e2gan.dev", "conceptbases", "status"),
+    # blockOwnerDeletion on the RayJobs' ownerReferences (OwnerReferencesPermissionEnforcement).
+    ("update", "e2gan.dev", "conceptadapters", "finalizers"), ("update", "e2gan.dev", "conceptbases", "finalizers"),
     *[(verb, "ray.io", "rayjobs", "") for verb in ("create", "get", "list", "watch", "patch", "delete")],
     ("create", "", "events", ""),
 ]
@@ -438,3 +463,102 @@ def test_values_never_embed_credentials() -> None:
     values_text = (CHART_DIR / "values.yaml").read_text().lower()
     for word in ("password:", "accesskey:", "secretkey:", "token:"):
         assert word not in values_text
+
+
+# ---------------------------------------------------------------------------------------- Ray pods
+
+
+def test_secrets_by_reference_are_accepted_in_env() -> None:
+    chart = load_chart()
+    ref = {"secretKeyRef": {"name": "s3", "key": "secretkey"}}
+    chart.validate_schema({"operator": {"extraEnv": [{"name": "E2GAN_S3_SECRET_KEY", "valueFrom": ref}]},
+                           "ray": {"env": [{"name": "HF_TOKEN", "valueFrom": ref}]}})
+
+
+def test_default_catalog_reaches_the_operator() -> None:
+    assert render(MODES["everything"]).env["E2GAN_DEFAULT_CATALOG"] == "s3://adapters/team"
+    assert "E2GAN_DEFAULT_CATALOG" not in render().env
+
+
+def _rayjob_from_chart(values: dict[str, Any], spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The RayJob the operator would build from this release's defaults ConfigMap."""
+    rayjob, settings = operator_module("rayjob"), operator_module("settings")
+    r = render(values)
+    s = settings.OperatorSettings(trainer_image=r.env["E2GAN_TRAINER_IMAGE"],
+                                  cluster=settings.parse_defaults(r.defaults))
+    from e2gan_api import ConceptAdapterSpec
+
+    wire = ConceptAdapterSpec.model_validate({"concept": "c", "prompt": "p", **(spec or {})}).model_dump(
+        mode="json", by_alias=True)
+    owner = {"apiVersion": "e2gan.dev/v1alpha1", "kind": "ConceptAdapter",
+             "metadata": {"name": "c", "namespace": "team-a", "uid": "u"}}
+    return rayjob.build_rayjob(trainer=rayjob.ADAPTER, owner=owner, spec_wire=wire, digest="d" * 64, key="k", settings=s)
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels, matchExpressions In/NotIn/Exists) against labels."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        value, op = labels.get(e["key"]), e["operator"]
+        if (op == "In" and value not in e["values"]) or (op == "NotIn" and value in e["values"]) \
+                or (op == "Exists" and value is None) or (op == "DoesNotExist" and value is not None):
+            return False
+    return True
+
+
+def test_ray_network_policy_admits_only_ray_pods_the_submitter_and_kuberay() -> None:
+    values = MODES["everything"]
+    job = _rayjob_from_chart(values)
+    cluster = job["spec"]["rayClusterSpec"]
+    head = cluster["headGroupSpec"]["template"]["metadata"]["labels"]
+    worker = cluster["workerGroupSpecs"][0]["template"]["metadata"]["labels"]
+    submitter = job["spec"]["submitterPodTemplate"]["metadata"]["labels"]
+    (policy,) = [p for p in render(values).all("NetworkPolicy") if p["metadata"]["namespace"] == "team-a"]
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    assert _selects(spec["podSelector"], head) and _selects(spec["podSelector"], worker)
+    assert not _selects(spec["podSelector"], submitter)
+    ray_rule, dashboard_rule, metrics_rule = spec["ingress"]
+    # Ray's own ports: from Ray pods only, never from the submitter or anyone else.
+    (peer,) = ray_rule["from"]
+    assert set(peer) == {"podSelector"} and "ports" not in ray_rule
+    assert _selects(peer["podSelector"], worker) and not _selects(peer["podSelector"], submitter)
+    # The dashboard: the submitter (same namespace) and the KubeRay operator's pods only.
+    assert [p["port"] for p in dashboard_rule["ports"]] == [operator_module("rayjob").DASHBOARD_PORT]
+    submitter_peer, kuberay_peer = dashboard_rule["from"]
+    assert set(submitter_peer) == {"podSelector"} and _selects(submitter_peer["podSelector"], submitter)
+    assert kuberay_peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "kuberay-system"}}
+    assert kuberay_peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "kuberay-operator"}}
+    assert metrics_rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    # Namespaced mode covers every watched namespace; cluster mode only the listed ones.
+    watched = sorted(p["metadata"]["namespace"] for p in render(MODES["namespaced"]).all("NetworkPolicy"))
+    assert watched == ["team-a", "team-b"]
+    assert not render().all("NetworkPolicy")
+    assert not render({**MODES["namespaced"], "ray": {"networkPolicy": {"enabled": False}}}).all("NetworkPolicy")
+
+
+def test_ray_pods_from_the_chart_carry_volumes_profile_ca_and_submitter() -> None:
+    job = _rayjob_from_chart(MODES["everything"], {"runtime": {"profile": "sdxl"}, "resources": {"gpusPerWorker": 1}})
+    worker = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]
+    (c,) = worker["containers"]
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert {"/dev/shm", "/models", "/models/sdxl", "/etc/e2gan/ca"} <= mounts
+    env = {e["name"]: e for e in c["env"]}
+    assert env["E2GAN_S3_CA_FILE"]["value"] == "/etc/e2gan/ca/ca.crt"
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "hf"
+    assert worker["nodeSelector"] == {"pool": "gpu", "gpu": "a100"}
+    sub = job["spec"]["submitterPodTemplate"]["spec"]
+    assert sub["containers"][0]["image"] == "registry.example.com/ray:2.60.0-py311-cpu"
+    assert sub["tolerations"][0]["key"] == "system"
+    assert job["spec"]["preRunningDeadlineSeconds"] == 1800
+
+
+def test_crds_are_never_pruned_by_gitops() -> None:
+    for name, text in chart_crds().items():
+        if not name.startswith("e2gan.dev_"):
+            continue
+        annotations = yaml.safe_load(text)["metadata"]["annotations"]
+        options = set(annotations["argocd.argoproj.io/sync-options"].split(","))
+        assert {"Prune=false", "Delete=false"} <= options, name
+        assert annotations["kustomize.toolkit.fluxcd.io/prune"] == "disabled", name

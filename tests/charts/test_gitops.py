@@ -187,16 +187,38 @@ def test_argocd_health_waits_for_the_operator(argocd_health: dict[str, Any]) -> 
     assert argocd_health["run"]("ConceptAdapter", stale)[0] == "Progressing"
 
 
-@pytest.mark.parametrize(("state", "argocd", "flux"), HEALTH_CASES)
-def test_flux_health_exprs_follow_the_operators_status(state: str, argocd: str, flux: str) -> None:
+def flux_health(obj: dict[str, Any]) -> str:
     (exprs,) = flux_kustomizations()["e2gan-adapters"]["spec"]["healthCheckExprs"]
     assert (exprs["apiVersion"], exprs["kind"]) == ("e2gan.dev/v1alpha1", "ConceptAdapter")
-    obj = operator_status(state)
     env = {k: obj[k] for k in ("metadata", "spec", "status")}
-    # Flux evaluates inProgress, then failed, then current; none true means in progress.
-    result = "InProgress"
+    # Flux evaluates inProgress, then failed, then current; none true means in progress. An
+    # evaluation error (a missing field read without has()) fails the test.
     for key, verdict in (("inProgress", "InProgress"), ("failed", "Failed"), ("current", "Current")):
         if cel.evaluate(cel.compile_rule(exprs[key]), env) is True:
-            result = verdict
-            break
-    assert result == flux
+            return verdict
+    return "InProgress"
+
+
+@pytest.mark.parametrize(("state", "argocd", "flux"), HEALTH_CASES)
+def test_flux_health_exprs_follow_the_operators_status(state: str, argocd: str, flux: str) -> None:
+    assert flux_health(operator_status(state)) == flux
+
+
+@pytest.mark.parametrize("status", [{}, {"phase": "Pending"}, {"observedGeneration": 2}],
+                         ids=["empty", "phase only", "no conditions"])
+def test_flux_health_guards_a_missing_status(status: dict[str, Any]) -> None:
+    obj = operator_status("ready")
+    obj["status"] = status
+    assert flux_health(obj) == "InProgress"
+
+
+def test_flux_health_waits_for_the_latest_generation() -> None:
+    for state in ("ready", "stalled"):
+        stale = operator_status(state, generation=2)
+        stale["metadata"]["generation"] = 3
+        assert flux_health(stale) == "InProgress", state
+
+
+def test_flux_builds_the_chart_from_every_revision() -> None:
+    (release,) = gitops_objects("HelmRelease")
+    assert release["spec"]["chart"]["spec"]["reconcileStrategy"] == "Revision"
