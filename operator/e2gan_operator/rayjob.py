@@ -36,6 +36,7 @@ LABEL_DIGEST = "e2gan.dev/spec-digest"
 ANNOTATION_DIGEST = "e2gan.dev/spec-digest"
 ANNOTATION_PROGRESS_KEY = "e2gan.dev/progress-key"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 DASHBOARD_PORT = 8265
 # Changing this annotation on a resource retrains an unchanged spec (it is part of the digest).
 RETRAIN_ANNOTATION = "e2gan.dev/retrain"
@@ -296,9 +297,10 @@ def build_rayjob(
         LABEL_OWNER: name,
     }
     labels = {**owner_labels, LABEL_DIGEST: digest[:16]}
-    queue = (meta.get("labels") or {}).get(QUEUE_LABEL)
-    if queue:
-        labels[QUEUE_LABEL] = queue
+    # Kueue reads its queue and workload priority class from the RayJob's own labels.
+    for label in (QUEUE_LABEL, PRIORITY_LABEL):
+        if value := (meta.get("labels") or {}).get(label):
+            labels[label] = value
     head_resources = copy.deepcopy(cluster.head.resources)
     worker_resources = _merge_resources(
         cluster.worker.resources,

@@ -12,11 +12,14 @@ import pytest
 import yaml
 
 from e2gan_api.spec import ConceptAdapterSpec, ConceptBaseSpec
+from e2gan_operator.pods import PodSettingsError
 from e2gan_operator.rayjob import (
     ADAPTER,
     BASE,
     MAX_RAYJOB_NAME,
+    PRIORITY_LABEL,
     QUEUE_LABEL,
+    adoption_problem,
     build_rayjob,
     decode_spec,
     entrypoint,
@@ -24,7 +27,7 @@ from e2gan_operator.rayjob import (
     rayjob_name,
     spec_digest,
 )
-from e2gan_operator.settings import OperatorSettings, load_defaults, parse_defaults
+from e2gan_operator.settings import OperatorSettings, SettingsError, load_defaults, parse_defaults
 
 DEFAULTS_EXAMPLE = Path(__file__).resolve().parents[2] / "operator" / "e2gan_operator" / "defaults.example.yaml"
 KUBERAY_CRD = Path(__file__).resolve().parents[3] / "shared" / "kuberay" / "ray.io_rayjobs.yaml"
@@ -87,7 +90,8 @@ def test_rayjob_shape_follows_spec_and_defaults() -> None:
     spec = wire(resources={"workers": 3, "gpusPerWorker": 2, "cpusPerWorker": 6, "memoryPerWorker": "24Gi"}, suspend=True)
     digest = spec_digest(ADAPTER, "team-a", "pencil-sketch", spec)
     job = build_rayjob(
-        trainer=ADAPTER, owner=owner(labels={QUEUE_LABEL: "gpu", "other": "x"}), spec_wire=spec, digest=digest,
+        trainer=ADAPTER, owner=owner(labels={QUEUE_LABEL: "gpu", PRIORITY_LABEL: "low", "other": "x"}),
+        spec_wire=spec, digest=digest,
         key="team-a/pencil-sketch/3", settings=s,
     )
     meta, body = job["metadata"], job["spec"]
@@ -98,6 +102,7 @@ def test_rayjob_shape_follows_spec_and_defaults() -> None:
          "controller": True, "blockOwnerDeletion": True}
     ]
     assert meta["labels"][QUEUE_LABEL] == "gpu" and "other" not in meta["labels"]
+    assert meta["labels"][PRIORITY_LABEL] == "low"
     assert meta["annotations"]["e2gan.dev/progress-key"] == "team-a/pencil-sketch/3"
     assert body["suspend"] is True
     # deletionRules (the default) exclude shutdownAfterJobFinishes and its TTL in KubeRay.
@@ -207,10 +212,6 @@ def test_example_defaults_file_parses() -> None:
 
 
 # ---------------------------------------------------------------------------------------- production pods
-
-from e2gan_operator.pods import PodSettingsError  # noqa: E402
-from e2gan_operator.rayjob import adoption_problem  # noqa: E402
-from e2gan_operator.settings import SettingsError  # noqa: E402
 
 MIG = "nvidia.com/mig-1g.10gb"
 
