@@ -25,9 +25,10 @@ CA_ENV = "E2GAN_S3_CA_FILE"
 RESERVED_VOLUMES = frozenset({"dshm", "catalog-ca"})
 # Mount paths the builder uses itself or Ray needs writable.
 RESERVED_MOUNTS = ("/dev/shm", CA_MOUNT)
-# Volume sources that keep a pod within Pod Security "restricted" (no hostPath).
+# Volume sources that keep a pod within Pod Security "restricted" (its allowed volume types:
+# no hostPath, no nfs or other in-tree network volumes; image volumes are Kubernetes 1.33+).
 VOLUME_SOURCES = frozenset(
-    {"persistentVolumeClaim", "image", "configMap", "secret", "emptyDir", "ephemeral", "csi", "nfs", "projected"}
+    {"persistentVolumeClaim", "image", "configMap", "secret", "emptyDir", "ephemeral", "csi", "projected"}
 )
 # Environment the operator sets itself: an admin value would silently fight it.
 RESERVED_ENV = re.compile(r"^(E2GAN_S3_|E2GAN_CATALOG_OWNER$|RAY_AUTH_)")
@@ -217,7 +218,7 @@ def parse_volumes(where: str, value: Any) -> tuple[Volume, ...]:
             raise PodSettingsError(f"{at}.mountPath: {mount_path} is used by the operator itself")
         if len(sources) != 1 or sources[0] not in VOLUME_SOURCES:
             raise PodSettingsError(
-                f"{at}: give exactly one volume source of {', '.join(sorted(VOLUME_SOURCES))} (hostPath is refused)"
+                f"{at}: give exactly one volume source of {', '.join(sorted(VOLUME_SOURCES))} (Pod Security restricted)"
             )
         read_only = item.get("readOnly", True)
         if not isinstance(read_only, bool):

@@ -198,6 +198,10 @@ def test_notes_tell_the_next_steps() -> None:
     # Offline there is no ray.io API: the notes say to install KubeRay first.
     assert "KubeRay" in notes
     assert "team-a, team-b" in render(MODES["namespaced"]).notes
+    # Cluster mode without listed namespaces: nothing guards the Ray dashboard, and the notes say so.
+    assert "ray.networkPolicy.namespaces" in notes
+    assert "ray.networkPolicy.namespaces" not in render(MODES["namespaced"]).notes
+    assert 'ConfigMap "corp-ca"' in render(MODES["everything"]).notes
 
 
 # ---------------------------------------------------------------------------------------- schema
@@ -243,6 +247,9 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
      "at '/ray/env/0'"),
     ("hostPath volume", {"ray": {"volumes": [{"name": "h", "mountPath": "/h", "hostPath": {"path": "/"}}]}},
      "at '/ray/volumes/0'"),
+    ("nfs volume (not allowed by Pod Security restricted)",
+     {"ray": {"volumes": [{"name": "n", "mountPath": "/n", "nfs": {"server": "s", "path": "/"}}]}},
+     "additional properties 'nfs' not allowed"),
     ("volume over /dev/shm", {"ray": {"volumes": [{"name": "v", "mountPath": "/dev/shm", "emptyDir": {}}]}},
      "at '/ray/volumes/0/mountPath'"),
     ("volume without a source", {"ray": {"volumes": [{"name": "v", "mountPath": "/v"}]}}, "at '/ray/volumes/0'"),

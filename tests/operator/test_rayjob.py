@@ -355,7 +355,9 @@ def test_deletion_rules_follow_kuberays_constraints() -> None:
 
 
 BAD_PODS = [
-    ({"pods": {"volumes": [{"name": "h", "mountPath": "/h", "hostPath": {"path": "/"}}]}}, "hostPath is refused"),
+    ({"pods": {"volumes": [{"name": "h", "mountPath": "/h", "hostPath": {"path": "/"}}]}}, "Pod Security restricted"),
+    ({"pods": {"volumes": [{"name": "n", "mountPath": "/n", "nfs": {"server": "s", "path": "/"}}]}},
+     "Pod Security restricted"),
     ({"pods": {"volumes": [{"name": "dshm", "mountPath": "/x", "emptyDir": {}}]}}, "pods.volumes[0].name"),
     ({"pods": {"volumes": [{"name": "v", "mountPath": "/dev/shm", "emptyDir": {}}]}}, "used by the operator"),
     ({"pods": {"volumes": [{"name": "v", "mountPath": "/a/../etc", "emptyDir": {}}]}}, "without '..'"),
