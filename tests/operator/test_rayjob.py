@@ -28,6 +28,7 @@ from e2gan_operator.rayjob import (
     spec_digest,
 )
 from e2gan_operator.settings import OperatorSettings, SettingsError, load_defaults, parse_defaults
+from tests.catalog.conftest import rclone_factory  # noqa: F401 - a fixture
 
 DEFAULTS_EXAMPLE = Path(__file__).resolve().parents[2] / "operator" / "e2gan_operator" / "defaults.example.yaml"
 KUBERAY_CRD = Path(__file__).resolve().parents[3] / "shared" / "kuberay" / "ray.io_rayjobs.yaml"
@@ -394,3 +395,74 @@ def test_adoption_checks_the_owner_uid() -> None:
     other = build_rayjob(trainer=BASE, owner=owner(kind="ConceptBase"), spec_wire=wire(), digest="a" * 64, key="k",
                          settings=OperatorSettings())
     assert "controlled by ConceptBase/pencil-sketch" in (adoption_problem(other, me) or "")
+
+
+# ---------------------------------------------------------------------------------------- CA bundle, end to end
+
+
+def kubelet_env(container: dict[str, Any], pod: dict[str, Any], root: Path, *, config_maps: dict[str, dict[str, bytes]],
+                secrets: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The container's environment as a kubelet gives it: configMap volumes written as files
+    (each mount path becomes a folder under `root`), secretKeyRef resolved."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts: dict[str, Path] = {}
+    for mount in container.get("volumeMounts", []):
+        host = root / mount["mountPath"].lstrip("/")
+        host.mkdir(parents=True, exist_ok=True)
+        if "configMap" in (volume := volumes[mount["name"]]):
+            data = config_maps[volume["configMap"]["name"]]
+            for item in volume["configMap"].get("items") or [{"key": k, "path": k} for k in data]:
+                (host / item["path"]).write_bytes(data[item["key"]])
+        mounts[mount["mountPath"]] = host
+    env = {}
+    for var in container["env"]:
+        if "value" in var:
+            value = var["value"]
+            for path, host in mounts.items():
+                if value.startswith(path + "/"):
+                    value = str(host) + value[len(path):]
+            env[var["name"]] = value
+        else:
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = secrets[ref["name"]][ref["key"]]
+    return env
+
+
+@pytest.fixture(scope="module")
+def private_ca_store(rclone_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:  # noqa: F811
+    """An HTTPS S3 server (rclone) whose certificate a private CA signed, and that CA's PEM."""
+    pytest.importorskip("cryptography", reason="cryptography is needed to make a test CA")
+    from tests.catalog.test_s3 import _tls_files
+
+    ca, cert, key = _tls_files(tmp_path_factory.mktemp("private-ca"))
+    server = rclone_factory("--cert", str(cert), "--key", str(key))
+    server.scheme = "https"
+    return server, ca
+
+
+@pytest.mark.parametrize("with_ca", [True, False], ids=["ca bundle configured", "no ca bundle"])
+def test_ray_pods_publish_to_a_private_ca_store(private_ca_store: tuple[Any, Path], tmp_path: Path,
+                                                with_ca: bool) -> None:
+    """A Ray head built from the settings reaches an HTTPS store signed by a private CA through the
+    mounted bundle, and fails (TLS) without it: the failure the bundle fixes."""
+    from catalog import CatalogError, open_catalog
+    from catalog.samples import SAMPLE_BASE_DIGEST, make_adapter
+    from catalog.settings import S3Settings
+
+    server, ca = private_ca_store
+    defaults: dict[str, Any] = {"catalog": {"endpoint": server.endpoint, "secure": True, "credentialsSecret": "s3"}}
+    if with_ca:
+        defaults["pods"] = {"caBundle": {"configMapName": "corp-ca", "key": "ca.crt"}}
+    job = build(OperatorSettings(cluster=parse_defaults(defaults)))
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    env = kubelet_env(head["containers"][0], head, tmp_path / "root", config_maps={"corp-ca": {"ca.crt": ca.read_bytes()}},
+                      secrets={"s3": {"accesskey": server.access_key, "secretkey": server.secret_key}})
+    env["E2GAN_S3_RETRIES"] = "1"  # a TLS refusal is final; no need to wait out the default retries
+    catalog = open_catalog(f"s3://private-ca-{int(with_ca)}/cat", settings=S3Settings.from_env(env))
+    make_adapter(tmp_path / "adapter")
+    if with_ca:
+        entry = catalog.publish(tmp_path / "adapter", base_digest=SAMPLE_BASE_DIGEST, concept="pencil-sketch")
+        assert catalog.show("pencil-sketch") == entry
+    else:
+        with pytest.raises(CatalogError, match="TLS failure"):
+            catalog.publish(tmp_path / "adapter", base_digest=SAMPLE_BASE_DIGEST, concept="pencil-sketch")
