@@ -283,7 +283,7 @@ def test_a_profile_adds_volumes_env_and_placement_and_never_retrains() -> None:
     assert {"name": "sdxl", "image": {"reference": "registry.example.com/teachers/sdxl:1.0", "pullPolicy": "IfNotPresent"}} \
         in worker["volumes"]
     assert {"name": "sdxl", "mountPath": "/models/sdxl", "readOnly": True} in c["volumeMounts"]
-    assert {"name": "E2GAN_TEACHER_DIR", "value": "/models/sdxl"} in c["env"]
+    assert {"name": "HF_HUB_CACHE", "value": "/models/sdxl/hub"} in c["env"]
     assert worker["nodeSelector"] == {"nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
     assert "nvidia.com/gpu.product" not in pod_templates(job)["head"]["spec"].get("nodeSelector", {})
     # Where the pods run is not what is trained.
