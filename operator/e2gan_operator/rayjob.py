@@ -19,6 +19,7 @@ from typing import Any
 
 from e2gan_operator.pods import (
     PodOverlay,
+    PodSettingsError,
     Profile,
     ca_env,
     container_security_context,
@@ -275,12 +276,15 @@ def build_rayjob(
     key: str,
     settings: OperatorSettings,
     extra_env: Sequence[dict[str, Any]] = (),
+    suspend: bool | None = None,
 ) -> dict[str, Any]:
     """The RayJob manifest for `owner` (a ConceptAdapter or ConceptBase body) training `spec_wire`.
 
     `extra_env` (name/value or name/valueFrom items) is added to the Ray head and workers, after
     the configured env: the operator's per-resource values such as E2GAN_CATALOG_OWNER.
-    An unknown `spec.runtime.profile` raises PodSettingsError (a ValueError naming the field).
+    `suspend` overrides `spec.suspend` (None: the spec's value), e.g. to create a queued job
+    suspended for Kueue. An unknown `spec.runtime.profile` raises PodSettingsError (a ValueError
+    naming the field; `runtime_problem` checks it beforehand).
     """
     meta = owner["metadata"]
     name = meta["name"]
@@ -341,7 +345,7 @@ def build_rayjob(
         "submissionMode": "K8sJobMode",
         "submitterPodTemplate": submitter_template(settings, owner_labels),
         "backoffLimit": job.backoff_limit,
-        "suspend": bool(spec_wire.get("suspend", False)),
+        "suspend": bool(spec_wire.get("suspend", False)) if suspend is None else suspend,
         "rayClusterSpec": ray_cluster,
     }
     if job.deletion_strategy == "rules":
@@ -367,6 +371,15 @@ def build_rayjob(
         },
         "spec": spec,
     }
+
+
+def runtime_problem(settings: OperatorSettings, spec_wire: dict[str, Any]) -> str | None:
+    """One line naming `spec.runtime.profile` when it is not a configured profile, else None."""
+    try:
+        settings.cluster.pods.profile((spec_wire.get("runtime") or {}).get("profile"))
+    except PodSettingsError as exc:
+        return str(exc)
+    return None
 
 
 def adoption_problem(rayjob: dict[str, Any], owner: dict[str, Any]) -> str | None:

@@ -25,6 +25,7 @@ from e2gan_operator.rayjob import (
     entrypoint,
     job_state,
     rayjob_name,
+    runtime_problem,
     spec_digest,
 )
 from e2gan_operator.settings import OperatorSettings, SettingsError, load_defaults, parse_defaults
@@ -290,6 +291,15 @@ def test_a_profile_adds_volumes_env_and_placement_and_never_retrains() -> None:
     assert spec_digest(ADAPTER, "ns", "n", spec) == spec_digest(ADAPTER, "ns", "n", wire(resources={"gpusPerWorker": 1}))
     with pytest.raises(PodSettingsError, match=r"spec.runtime.profile: unknown profile 'nope' \(known: sdxl-teacher\)"):
         build(s, wire(runtime={"profile": "nope"}))
+    assert runtime_problem(s, wire(runtime={"profile": "nope"})) == \
+        "spec.runtime.profile: unknown profile 'nope' (known: sdxl-teacher)"
+    assert runtime_problem(s, spec) is None and runtime_problem(OperatorSettings(), wire()) is None
+
+
+def test_suspend_can_be_forced_for_a_queue() -> None:
+    assert build(OperatorSettings(), wire(), suspend=True)["spec"]["suspend"] is True
+    assert build(OperatorSettings(), wire(suspend=True))["spec"]["suspend"] is True
+    assert build(OperatorSettings(), wire())["spec"]["suspend"] is False
 
 
 def test_num_gpus_is_explicit_so_mig_slices_count() -> None:
