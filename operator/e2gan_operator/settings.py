@@ -78,7 +78,7 @@ class JobDefaults:
 
     pre_running_deadline_seconds: int | None = 3600
     """Seconds a RayJob may take to reach Running (scheduling, image pulls) before KubeRay fails
-    it; counted after Kueue admits it. Default 1 h, so an unschedulable job does not wait 7 days."""
+    it. Default 1 h, so an unschedulable job does not wait out the 7-day active deadline."""
 
     deletion_strategy: str = "rules"
     """rules: KubeRay deletionRules (workers freed at once on failure, the head kept
