@@ -357,7 +357,7 @@ def build_rayjob(
         spec["ttlSecondsAfterFinished"] = job.ttl_seconds_after_finished
     if job.active_deadline_seconds is not None:
         spec["activeDeadlineSeconds"] = job.active_deadline_seconds
-    if job.pre_running_deadline_seconds is not None:
+    if job.pre_running_deadline_seconds:  # 0: no pre-running deadline (KubeRay's minimum is 1)
         spec["preRunningDeadlineSeconds"] = job.pre_running_deadline_seconds
     return {
         "apiVersion": RAY_API_VERSION,

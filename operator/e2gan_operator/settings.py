@@ -77,8 +77,9 @@ class JobDefaults:
     (the trainer retries its own trials; a broken spec should not burn GPU hours)."""
 
     pre_running_deadline_seconds: int | None = 3600
-    """Seconds a RayJob may take to reach Running (scheduling, image pulls) before KubeRay fails
-    it. Default 1 h, so an unschedulable job does not wait out the 7-day active deadline."""
+    """Seconds a RayJob may take to reach Running (scheduling, image pulls), from its
+    status.startTime, before KubeRay (1.6+) fails it. Default 1 h, so an unschedulable job does not
+    wait out the 7-day active deadline; 0 leaves the field out (no such deadline)."""
 
     deletion_strategy: str = "rules"
     """rules: KubeRay deletionRules (workers freed at once on failure, the head kept
@@ -309,7 +310,7 @@ def parse_defaults(data: Any, where: str = "defaults") -> ClusterDefaults:
             backoff_limit=_optional_int(f"{where}.job.backoffLimit", job.get("backoffLimit"), jd.backoff_limit, 0),
             pre_running_deadline_seconds=_optional_int(
                 f"{where}.job.preRunningDeadlineSeconds", job.get("preRunningDeadlineSeconds"),
-                jd.pre_running_deadline_seconds, 1,
+                jd.pre_running_deadline_seconds, 0,
             ),
             deletion_strategy=str(strategy),
         ),

@@ -257,7 +257,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("root Ray pods", {"ray": {"securityContext": {"runAsUser": 0}}}, "at '/ray/securityContext/runAsUser'"),
     ("unknown dashboard auth", {"ray": {"dashboardAuth": "none"}}, "at '/ray/dashboardAuth'"),
     ("unknown deletion strategy", {"ray": {"job": {"deletionStrategy": "never"}}}, "at '/ray/job/deletionStrategy'"),
-    ("zero pre-running deadline", {"ray": {"job": {"preRunningDeadlineSeconds": 0}}},
+    ("negative pre-running deadline", {"ray": {"job": {"preRunningDeadlineSeconds": -1}}},
      "at '/ray/job/preRunningDeadlineSeconds'"),
     ("default catalog not s3", {"catalog": {"defaultUri": "file:///etc"}}, "at '/catalog/defaultUri'"),
     ("default catalog with ..", {"catalog": {"defaultUri": "s3://bucket/../x"}}, "at '/catalog/defaultUri'"),

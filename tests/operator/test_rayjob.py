@@ -335,6 +335,12 @@ def test_submitter_is_cpu_only_with_pull_secrets_and_tolerations() -> None:
     assert sub["metadata"]["labels"]["app.kubernetes.io/component"] == "ray-submitter"
 
 
+def test_pre_running_deadline_can_be_turned_off() -> None:
+    assert build(OperatorSettings())["spec"]["preRunningDeadlineSeconds"] == 3600
+    off = OperatorSettings(cluster=parse_defaults({"job": {"preRunningDeadlineSeconds": 0}}))
+    assert "preRunningDeadlineSeconds" not in build(off)["spec"]  # KubeRay's minimum is 1
+
+
 def test_dashboard_is_token_authenticated_unless_disabled() -> None:
     assert build(OperatorSettings())["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
     off = OperatorSettings(cluster=parse_defaults({"pods": {"dashboardAuth": "disabled"}}))
@@ -382,7 +388,7 @@ BAD_PODS = [
     ({"pods": {"profiles": {"Big": {}}}}, "not a DNS label"),
     ({"pods": {"profiles": {"p": {"worker": {"hostNetwork": True}}}}}, "unknown key 'hostNetwork'"),
     ({"job": {"deletionStrategy": "never"}}, "job.deletionStrategy: expected rules or shutdown"),
-    ({"job": {"preRunningDeadlineSeconds": 0}}, "job.preRunningDeadlineSeconds"),
+    ({"job": {"preRunningDeadlineSeconds": -1}}, "job.preRunningDeadlineSeconds"),
 ]
 
 
