@@ -132,7 +132,9 @@ def _distill(
 
     progress.stage("Synthesizing", f"{spec.data.pairs} pairs with {teacher.id}")
     try:
-        source = open_source(spec.data.source, spec.data.pairs, res, spec.data.seed)
+        source = open_source(
+            spec.data.source, spec.data.pairs, res, spec.data.seed, (spec.data.crop_scale_min, spec.data.crop_scale_max)
+        )
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise JobError(f"data.source: {exc}") from exc
     if len(source.images) < spec.data.held_out + 2:
