@@ -57,6 +57,7 @@ def apply_adapter(
     from trainers.models.weights import load_generator, weights_digest
     from trainers.pipeline.resources import builtin_base_path
     from trainers.text import load_text_encoder
+    from trainers.text.embedding import load_text_embedding
     from trainers.train.lora import load_adapter
 
     edit_size(max_side, max_side, max_side)  # refuses a bad --max-side before any work
@@ -76,8 +77,14 @@ def apply_adapter(
         if not Path(path).is_file():
             raise ApplyError(f"{path}: no such image file")
     photos = [_open_rgb(Path(p)) for p in images]  # every input readable before the first write
-    model = load_adapter(load_generator(base_path), Path(adapter)).eval()
-    text = load_text_encoder(None).encode([manifest.prompt])
+    base = load_generator(base_path)
+    try:
+        text = load_text_embedding(Path(adapter), base.config.text_dim)
+    except ValueError as exc:
+        raise ApplyError(str(exc)) from exc
+    if text is None:  # adapters published before the embedding was stored with them
+        text = load_text_encoder(None).encode([manifest.prompt])
+    model = load_adapter(base, Path(adapter)).eval()
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path, img in zip(images, photos, strict=True):

@@ -108,6 +108,7 @@ def _distill(
     from trainers.synthesis import synthesize_pairs
     from trainers.teachers import TeacherUnavailable, build_teacher
     from trainers.text import load_text_encoder
+    from trainers.text.embedding import save_text_embedding
     from trainers.train.concept import ConceptTrainSettings, train_concept
     from trainers.train.loop import PairTensors
     from trainers.train.lora import load_adapter, trainable_parameters
@@ -243,6 +244,7 @@ def _distill(
         (out / name).write_bytes((adapter_dir / name).read_bytes())
     save_grid([held.source, held.target, before, student], out / "preview.png")
     write_search_report(report, out / "search.json")
+    save_text_embedding(out, text, encoder.name, spec.prompt)  # apply needs no text encoder
 
     if spec.export.onnx:
         progress.stage("Exporting", "merge LoRA → ONNX, check against torch")

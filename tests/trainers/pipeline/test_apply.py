@@ -103,3 +103,25 @@ def test_a_bad_image_among_good_ones_writes_nothing(adapter, tmp_path):
         apply_adapter(adapter, [good, tmp_path / "bad.png"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
+
+
+def test_apply_runs_with_the_embedding_stored_in_the_adapter_and_no_encoder(adapter, tmp_path, monkeypatch):
+    import shutil
+
+    import trainers.text
+    from trainers.text.embedding import TEXT_EMBEDDING_NAME, save_text_embedding
+
+    folder = tmp_path / "with-embedding"
+    shutil.copytree(adapter, folder)
+    save_text_embedding(folder, torch.randn(384), "all-minilm-l6-v2", "turn the photo into a pencil sketch")
+
+    def no_encoder(*_a, **_k):
+        raise AssertionError("apply must not load a text encoder when the adapter stores its embedding")
+
+    monkeypatch.setattr(trainers.text, "load_text_encoder", no_encoder)
+    (out,) = apply_adapter(folder, [photo(tmp_path / "p.png", 64, 48)], tmp_path / "out")
+    assert Image.open(out).size == (64, 48)
+    (folder / TEXT_EMBEDDING_NAME).write_bytes(b"garbage")
+    with pytest.raises(ApplyError, match="text_embedding.safetensors: not a text embedding"):
+        apply_adapter(folder, [photo(tmp_path / "q.png", 64, 48)], tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
