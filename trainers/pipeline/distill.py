@@ -103,7 +103,8 @@ def _distill(
     from trainers.evaluate.metrics import inception_metrics, psnr, ssim
     from trainers.export.onnx import export_and_verify
     from trainers.models.generator import ConceptGenerator
-    from trainers.models.weights import load_generator, weights_digest
+    from trainers.models.identity import check_base
+    from trainers.models.weights import load_generator, read_metadata, weights_digest
     from trainers.sources import open_source
     from trainers.synthesis import synthesize_pairs
     from trainers.teachers import TeacherUnavailable, build_teacher
@@ -125,6 +126,10 @@ def _distill(
     encoder = load_text_encoder(None)
     if encoder.dim != base.config.text_dim:
         raise JobError(f"base: expects {base.config.text_dim}-d text embeddings, the encoder gives {encoder.dim}")
+    try:
+        check_base(read_metadata(base_path), base_path, spec.training.resolution, encoder)
+    except ValueError as exc:
+        raise JobError(str(exc)) from exc
     text = encoder.encode([spec.prompt])[0]
 
     work = Path(work_dir or tempfile.mkdtemp(prefix=f"e2gan-{spec.concept}-"))

@@ -125,3 +125,16 @@ def test_apply_runs_with_the_embedding_stored_in_the_adapter_and_no_encoder(adap
     with pytest.raises(ApplyError, match="text_embedding.safetensors: not a text embedding"):
         apply_adapter(folder, [photo(tmp_path / "q.png", 64, 48)], tmp_path / "out2")
     assert not (tmp_path / "out2").exists()
+
+
+def test_distill_refuses_a_base_trained_for_another_resolution(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("concept: pencil-sketch\nprompt: turn the photo into a pencil sketch\ntraining: {resolution: 32}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "trainers.cli", "distill", str(spec), "--catalog", str(tmp_path / "catalog")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("e2gan: error: ")]
+    assert len(errors) == 1 and "trained at 64 px but training.resolution is 32" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "catalog").exists()
