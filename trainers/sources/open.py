@@ -15,6 +15,7 @@ import numpy as np
 from trainers.sources.crops import DEFAULT_CROP_SCALE, Crops, Photo, check_scale, photo_crops
 from trainers.sources.folder import list_images
 from trainers.sources.hashing import source_hashes
+from trainers.sources.samples import sample_photos
 from trainers.sources.scenes import synthetic_scenes
 
 
@@ -56,10 +57,11 @@ BUILTIN_SOURCES: dict[str, Callable[[int, int, int], np.ndarray]] = {"scenes": s
 @register_source("builtin")
 def _open_builtin(uri: str, n: int, size: int, seed: int, scale: tuple[float, float]) -> Crops:
     name = urlparse(uri).netloc
+    if name == "photos":  # real photographs shipped by installed packages, as crops
+        return photo_crops(sample_photos(), n, size, seed, scale)
     if name not in BUILTIN_SOURCES:
-        raise ValueError(
-            f"unknown builtin source {uri!r}; known: {', '.join(f'builtin://{k}' for k in BUILTIN_SOURCES)}"
-        )
+        known = [*BUILTIN_SOURCES, "photos"]
+        raise ValueError(f"unknown builtin source {uri!r}; known: {', '.join(f'builtin://{k}' for k in known)}")
     images = BUILTIN_SOURCES[name](n, size, seed)
     hashes = source_hashes(images)  # every procedural scene is a photo of its own
     return Crops(images=images, groups=hashes, photos=len(set(hashes)))

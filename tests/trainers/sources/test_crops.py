@@ -94,3 +94,13 @@ def test_unreadable_photos_are_skipped_and_their_share_goes_elsewhere(tmp_path: 
 def test_crop_scale_outside_0_1_is_refused(scale: tuple[float, float]) -> None:
     with pytest.raises(ValueError, match="crop scale"):
         check_scale(scale)
+
+
+def test_builtin_photos_are_real_photographs_from_installed_packages() -> None:
+    from trainers.sources.samples import sample_photo_paths
+
+    assert len(sample_photo_paths()) >= 8  # scikit-learn's 2 + scikit-image's 6, declared dependencies
+    src = open_source("builtin://photos", 32, 32, seed=0)
+    assert src.images.shape == (32, 32, 32, 3) and src.photos >= 8 and len(set(src.hashes)) == 32
+    # photographs, not flat procedural colour fields: plenty of distinct colours per crop
+    assert min(len(np.unique(img.reshape(-1, 3), axis=0)) for img in src.images) > 100
