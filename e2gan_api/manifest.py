@@ -20,6 +20,7 @@ ADAPTER_FILES = (
     "model_fp16.onnx",
     "preview.png",
     "search.json",
+    "text_embedding.safetensors",
 )
 
 

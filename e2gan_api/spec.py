@@ -123,6 +123,10 @@ class DataSpec(SpecModel):
                     "rule": "self.selectionFeatures != 'clip' || has(self.clipModel)",
                     "message": "data.clipModel is required when data.selectionFeatures is clip",
                 },
+                {
+                    "rule": "self.cropScaleMin <= self.cropScaleMax",
+                    "message": "data.cropScaleMin must not exceed data.cropScaleMax",
+                },
             ]
         }
     )
@@ -158,6 +162,16 @@ class DataSpec(SpecModel):
         "a folder beside the catalog",
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="seed of sources and pairs")
+    crop_scale_min: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="photo sources are seeded random square crops (and flips); the smallest crop side, as a "
+        "fraction of the photo's short side",
+    )
+    crop_scale_max: float = Field(
+        default=1.0, gt=0.0, le=1.0, description="the largest crop side, as a fraction of the photo's short side"
+    )
 
     @model_validator(mode="after")
     def _held_out_fits(self) -> DataSpec:
@@ -167,6 +181,11 @@ class DataSpec(SpecModel):
             )
         if self.selection_features == "clip" and not self.clip_model:
             raise ValueError("data.clipModel is required when data.selectionFeatures is 'clip'")
+        if self.crop_scale_min > self.crop_scale_max:
+            raise ValueError(
+                f"data.cropScaleMin ({self.crop_scale_min}) must not exceed data.cropScaleMax "
+                f"({self.crop_scale_max}) — for example 0.5 and 1.0"
+            )
         return self
 
 

@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("images", nargs="+", type=Path, help="JPEG/PNG images")
     a.add_argument("--out", type=Path, default=Path("edited"), help="output folder (default: ./edited)")
     a.add_argument("--base", type=Path, help="base weights (default: the built-in base); its digest must match the manifest")
+    a.add_argument(
+        "--max-side",
+        type=int,
+        default=1024,
+        help="longest side an image is edited at (default 1024); each photo keeps its own size up to this, "
+        "rounded down to a multiple of 8",
+    )
 
     sub.add_parser("teachers", help="list the built-in procedural teachers")
 
@@ -193,12 +200,18 @@ def cmd_base(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from trainers.pipeline.apply import ApplyError, apply_adapter
 
-    try:
-        written = apply_adapter(args.adapter, args.images, args.out, args.base)
-    except ApplyError as exc:
-        raise UsageError(str(exc)) from exc
+    # A bar only for many images and only on a terminal (tqdm's disable=None); paths go to stdout.
+    with tqdm(total=len(args.images), unit="image", disable=None if len(args.images) > 1 else True) as bar:
+        try:
+            written = apply_adapter(
+                args.adapter, args.images, args.out, args.base, max_side=args.max_side, on_image=lambda _: bar.update()
+            )
+        except ApplyError as exc:
+            raise UsageError(str(exc)) from exc
     for path in written:
         print(path)
     return 0

@@ -2,8 +2,9 @@
 
 The adapter is merged into a copy of the base (peft `merge_and_unload`), the concept's
 text embedding is baked in (`ConceptGenerator`), and the graph takes one input,
-`image` [N, 3, H, W] in [-1, 1]. onnxruntime's output is compared with torch's before
-anything is published.
+`image` [N, 3, H, W] in [-1, 1], with batch, height and width all dynamic (the
+generator is fully convolutional; H and W must be multiples of 8). onnxruntime's output
+is compared with torch's at two sizes before anything is published.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
 
 
 def export_onnx(model: nn.Module, path: Path, resolution: int) -> Path:
-    """Export `model(image)`; the batch dimension is dynamic."""
+    """Export `model(image)`; batch, height and width are dynamic."""
     path = Path(path)
     example = torch.zeros(1, 3, resolution, resolution)
     model.eval()
@@ -82,7 +83,10 @@ def export_onnx(model: nn.Module, path: Path, resolution: int) -> Path:
         str(path),
         input_names=["image"],
         output_names=["edited"],
-        dynamic_axes={"image": {0: "batch"}, "edited": {0: "batch"}},
+        dynamic_axes={
+            "image": {0: "batch", 2: "height", 3: "width"},
+            "edited": {0: "batch", 2: "height", 3: "width"},
+        },
         opset_version=17,
         dynamo=False,
     )
@@ -128,30 +132,43 @@ def ort_latency_ms(path: Path, resolution: int, repeats: int = 20, threads: int 
     return float(np.median(times))
 
 
+def verify_sizes(resolution: int) -> list[tuple[int, int]]:
+    """The (height, width) the export is checked at: the training size and a non-square one."""
+    return [(resolution, resolution), (resolution + 8, 2 * resolution)]
+
+
+def _max_diff(path: Path, model: nn.Module, resolution: int) -> float:
+    worst = 0.0
+    for i, (h, w) in enumerate(verify_sizes(resolution)):
+        x = torch.from_numpy(np.random.default_rng(1 + i).uniform(-1, 1, (2, 3, h, w)).astype(np.float32))
+        with torch.no_grad():
+            expected = model(x).numpy()
+        worst = max(worst, float(np.abs(ort_run(path, x.numpy()) - expected).max()))
+    return worst
+
+
 def export_and_verify(model: nn.Module, folder: Path, resolution: int, fp16: bool = True, tolerance: float = 1e-3) -> ExportReport:
     """model.onnx (and model_fp16.onnx) in `folder`; raise if onnxruntime disagrees with torch."""
     folder = Path(folder)
     path = export_onnx(model, folder / "model.onnx", resolution)
-    x = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (2, 3, resolution, resolution)).astype(np.float32))
-    with torch.no_grad():
-        expected = model(x).numpy()
-    diff = float(np.abs(ort_run(path, x.numpy()) - expected).max())
+    diff = _max_diff(path, model, resolution)
     if diff > tolerance:
         raise RuntimeError(f"ONNX export disagrees with torch: max |diff| {diff:.2e} > {tolerance:.0e}")
     fp16_bytes = fp16_diff = None
     if fp16:
         half = to_fp16(path, folder / "model_fp16.onnx")
         fp16_bytes = half.stat().st_size
-        fp16_diff = float(np.abs(ort_run(half, x.numpy()) - expected).max())
+        fp16_diff = _max_diff(half, model, resolution)
         if fp16_diff > 0.1:  # fp16 drifts; a large error means a broken graph, not rounding
             raise RuntimeError(f"fp16 ONNX export disagrees with torch: max |diff| {fp16_diff:.3f}")
+    x = torch.zeros(1, 3, resolution, resolution)
     return ExportReport(
         onnx_bytes=path.stat().st_size,
         fp16_bytes=fp16_bytes,
         max_abs_diff=diff,
         fp16_max_abs_diff=fp16_diff,
         parameters=sum(p.numel() for p in model.parameters()),
-        macs=count_macs(model, x[:1]),
+        macs=count_macs(model, x),
         ort_cpu_latency_ms=ort_latency_ms(path, resolution),
         resolution=resolution,
     )

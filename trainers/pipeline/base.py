@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -91,6 +90,7 @@ def _run_base(
     spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress, checkpoint_every: int
 ) -> tuple[Path, dict]:
     from trainers.data.pairs import PairStore
+    from trainers.models.identity import base_identity
     from trainers.models.weights import save_generator
     from trainers.sources import open_source
     from trainers.teachers import build_teacher
@@ -139,9 +139,8 @@ def _run_base(
             storage_path, storage_filesystem=storage_fs,
         )
     meta = {
-        "concepts": json.dumps([c.concept for c in spec.concepts]),
+        **base_identity(encoder, res, spec.width, [c.concept for c in spec.concepts]),
         "steps": str(state["step"]),
-        "resolution": str(res),
         "seed": str(spec.training.seed),
         "spec": spec.model_dump_json(by_alias=True),
     }

@@ -103,11 +103,13 @@ def _distill(
     from trainers.evaluate.metrics import inception_metrics, psnr, ssim
     from trainers.export.onnx import export_and_verify
     from trainers.models.generator import ConceptGenerator
-    from trainers.models.weights import load_generator, weights_digest
+    from trainers.models.identity import check_base
+    from trainers.models.weights import load_generator, read_metadata, weights_digest
     from trainers.sources import open_source
     from trainers.synthesis import synthesize_pairs
     from trainers.teachers import TeacherUnavailable, build_teacher
     from trainers.text import load_text_encoder
+    from trainers.text.embedding import save_text_embedding
     from trainers.train.concept import ConceptTrainSettings, train_concept
     from trainers.train.loop import PairTensors
     from trainers.train.lora import load_adapter, trainable_parameters
@@ -124,6 +126,10 @@ def _distill(
     encoder = load_text_encoder(None)
     if encoder.dim != base.config.text_dim:
         raise JobError(f"base: expects {base.config.text_dim}-d text embeddings, the encoder gives {encoder.dim}")
+    try:
+        check_base(read_metadata(base_path), base_path, spec.training.resolution, encoder)
+    except ValueError as exc:
+        raise JobError(str(exc)) from exc
     text = encoder.encode([spec.prompt])[0]
 
     work = Path(work_dir or tempfile.mkdtemp(prefix=f"e2gan-{spec.concept}-"))
@@ -132,7 +138,9 @@ def _distill(
 
     progress.stage("Synthesizing", f"{spec.data.pairs} pairs with {teacher.id}")
     try:
-        source = open_source(spec.data.source, spec.data.pairs, res, spec.data.seed)
+        source = open_source(
+            spec.data.source, spec.data.pairs, res, spec.data.seed, (spec.data.crop_scale_min, spec.data.crop_scale_max)
+        )
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise JobError(f"data.source: {exc}") from exc
     if len(source.images) < spec.data.held_out + 2:
@@ -241,6 +249,7 @@ def _distill(
         (out / name).write_bytes((adapter_dir / name).read_bytes())
     save_grid([held.source, held.target, before, student], out / "preview.png")
     write_search_report(report, out / "search.json")
+    save_text_embedding(out, text, encoder.name, spec.prompt)  # apply needs no text encoder
 
     if spec.export.onnx:
         progress.stage("Exporting", "merge LoRA → ONNX, check against torch")

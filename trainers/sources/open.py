@@ -6,32 +6,37 @@ Schemes register an opener (peft-style), so adding one (s3) never edits a big if
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 
-from trainers.sources.folder import folder_images
+from trainers.sources.crops import DEFAULT_CROP_SCALE, Crops, Photo, check_scale, photo_crops
+from trainers.sources.folder import list_images
 from trainers.sources.hashing import source_hashes
+from trainers.sources.samples import sample_photos
 from trainers.sources.scenes import synthetic_scenes
 
 
 @dataclass
 class SourceImages:
-    """Source images of one run with their content hashes."""
+    """Source images of one run with their content hashes and the photo each came from."""
 
     images: np.ndarray  # uint8 [N, H, W, 3]
     hashes: list[str]  # source_hash of each image
     uri: str
     skipped: int = 0  # unreadable files skipped
+    groups: list[str] = field(default_factory=list)  # the photo (sha256) of each image; splits go by it
+    boxes: list[dict] = field(default_factory=list)  # per crop: photo, name, box (fractions), flip
+    photos: int = 0  # distinct photos (groups) the images came from
 
     def __len__(self) -> int:
         return len(self.images)
 
 
-# An opener gets the parsed URI, n, size and seed and returns (images, skipped).
-Opener = Callable[[str, int, int, int], tuple[np.ndarray, int]]
+# An opener gets the URI, n, size, seed and crop scale and returns the crops.
+Opener = Callable[[str, int, int, int, tuple[float, float]], Crops]
 
 SOURCE_OPENERS: dict[str, Opener] = {}
 
@@ -50,28 +55,38 @@ BUILTIN_SOURCES: dict[str, Callable[[int, int, int], np.ndarray]] = {"scenes": s
 
 
 @register_source("builtin")
-def _open_builtin(uri: str, n: int, size: int, seed: int) -> tuple[np.ndarray, int]:
+def _open_builtin(uri: str, n: int, size: int, seed: int, scale: tuple[float, float]) -> Crops:
     name = urlparse(uri).netloc
+    if name == "photos":  # real photographs shipped by installed packages, as crops
+        return photo_crops(sample_photos(), n, size, seed, scale)
     if name not in BUILTIN_SOURCES:
-        raise ValueError(
-            f"unknown builtin source {uri!r}; known: {', '.join(f'builtin://{k}' for k in BUILTIN_SOURCES)}"
-        )
-    return BUILTIN_SOURCES[name](n, size, seed), 0
+        known = [*BUILTIN_SOURCES, "photos"]
+        raise ValueError(f"unknown builtin source {uri!r}; known: {', '.join(f'builtin://{k}' for k in known)}")
+    images = BUILTIN_SOURCES[name](n, size, seed)
+    hashes = source_hashes(images)  # every procedural scene is a photo of its own
+    return Crops(images=images, groups=hashes, photos=len(set(hashes)))
+
+
+def folder_photos(root: Path) -> list[Photo]:
+    """The image files of a folder (recursive, sorted) as photos named by their relative path."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    return [Photo(name=p.relative_to(root).as_posix(), read=p.read_bytes) for p in list_images(root)]
 
 
 @register_source("")
-def _open_folder(uri: str, n: int, size: int, seed: int) -> tuple[np.ndarray, int]:
-    return folder_images(uri, size, n=n, seed=seed)
+def _open_folder(uri: str, n: int, size: int, seed: int, scale: tuple[float, float]) -> Crops:
+    return photo_crops(folder_photos(Path(uri)), n, size, seed, scale)
 
 
 @register_source("file")
-def _open_file_uri(uri: str, n: int, size: int, seed: int) -> tuple[np.ndarray, int]:
+def _open_file_uri(uri: str, n: int, size: int, seed: int, scale: tuple[float, float]) -> Crops:
     parsed = urlparse(uri)
-    return folder_images(Path(parsed.netloc + parsed.path), size, n=n, seed=seed)
+    return photo_crops(folder_photos(Path(parsed.netloc + parsed.path)), n, size, seed, scale)
 
 
 @register_source("s3")
-def _open_s3(uri: str, n: int, size: int, seed: int) -> tuple[np.ndarray, int]:
+def _open_s3(uri: str, n: int, size: int, seed: int, scale: tuple[float, float]) -> Crops:
     # Placeholder until trainers/sources/s3.py registers the real opener for "s3".
     raise NotImplementedError(
         f"s3:// sources are not implemented yet ({uri}); copy the images to a local folder "
@@ -79,12 +94,16 @@ def _open_s3(uri: str, n: int, size: int, seed: int) -> tuple[np.ndarray, int]:
     )
 
 
-def open_source(uri: str, n: int, size: int, seed: int = 0) -> SourceImages:
-    """Up to n source images of size x size from uri, with their hashes.
+def open_source(
+    uri: str, n: int, size: int, seed: int = 0, crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE
+) -> SourceImages:
+    """n source images of size x size from uri, with their hashes and photos.
 
-    uri is builtin://scenes, a local folder (or file://folder) or s3://bucket/prefix.
-    Raises ValueError when the source gives no image at all.
+    uri is builtin://scenes, a local folder (or file://folder) or s3://bucket/prefix; photos
+    give n seeded random crops (see `crops.py`). Raises ValueError when the source gives no
+    image at all.
     """
+    check_scale(crop_scale)
     scheme = urlparse(uri).scheme
     if len(scheme) == 1:  # a Windows drive letter, not a scheme
         scheme = ""
@@ -92,7 +111,15 @@ def open_source(uri: str, n: int, size: int, seed: int = 0) -> SourceImages:
         raise ValueError(
             f"unsupported source {uri!r}; use builtin://scenes, a local folder or s3://bucket/prefix"
         )
-    images, skipped = SOURCE_OPENERS[scheme](uri, n, size, seed)
-    if len(images) == 0:
-        raise ValueError(f"source {uri!r} gave no readable image ({skipped} skipped)")
-    return SourceImages(images=images, hashes=source_hashes(images), uri=uri, skipped=skipped)
+    crops = SOURCE_OPENERS[scheme](uri, n, size, seed, crop_scale)
+    if len(crops.images) == 0:
+        raise ValueError(f"source {uri!r} gave no readable image ({crops.skipped} skipped)")
+    return SourceImages(
+        images=crops.images,
+        hashes=source_hashes(crops.images),
+        uri=uri,
+        skipped=crops.skipped,
+        groups=crops.groups,
+        boxes=crops.boxes,
+        photos=crops.photos,
+    )

@@ -1,5 +1,9 @@
 """s3://bucket/prefix sources: the folder semantics, over an S3 listing.
 
+As sources, objects become seeded random crops exactly as a folder's files do
+(`s3_photos` + `crops.photo_crops`), so the same photos give the same pairs from either.
+`s3_images` decodes whole objects (center-cropped) for callers that want the photos.
+
 Objects are listed recursively and sorted by key; with n, a seeded choice of n keys is
 decoded (in sorted order), drawing further keys to replace any that fail, exactly as
 folder_images does, so the same files give the same images (and pair keys) from either.
@@ -10,12 +14,14 @@ and skipped. Endpoint and credentials come from E2GAN_S3_* (the catalog's settin
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from catalog.errors import CatalogError
+from trainers.sources.crops import Crops, Photo, photo_crops
 from trainers.sources.folder import IMAGE_SUFFIXES, load_image_bytes
 from trainers.sources.open import register_source
 
@@ -89,6 +95,33 @@ def s3_images(
     return out, skipped
 
 
+def s3_photos(uri: str, settings: S3Settings | None = None) -> list[Photo]:
+    """The image objects under an S3 prefix (sorted by key) as photos named by their key.
+
+    Raises ValueError when the prefix cannot be listed (bad URI, credentials, endpoint).
+    """
+    from trainers.synthesis.s3store import open_s3_store
+
+    store = open_s3_store(uri, settings)
+    try:
+        listed = sorted((o.key, o.size) for o in store.list("") if _is_image(o.key))
+    except CatalogError as exc:
+        raise ValueError(f"s3 source {uri}: {exc}") from None
+
+    def reader(key: str, nbytes: int) -> Callable[[], bytes]:
+        def read() -> bytes:
+            if nbytes > MAX_OBJECT_BYTES:
+                raise ValueError(f"{nbytes} bytes is over the {MAX_OBJECT_BYTES}-byte limit")
+            data = store.read(key)
+            if data is None:
+                raise FileNotFoundError("deleted after listing")
+            return data
+
+        return read
+
+    return [Photo(name=key, read=reader(key, nbytes)) for key, nbytes in listed]
+
+
 @register_source("s3")
-def _open_s3(uri: str, n: int, size: int, seed: int) -> tuple[np.ndarray, int]:
-    return s3_images(uri, size, n=n, seed=seed)
+def _open_s3(uri: str, n: int, size: int, seed: int, scale: tuple[float, float]) -> Crops:
+    return photo_crops(s3_photos(uri), n, size, seed, scale)

@@ -44,4 +44,9 @@ def test_grid_png(tmp_path):
     cols = [torch.rand(3, 3, 16, 16) * 2 - 1 for _ in range(4)]
     path = save_grid(cols, tmp_path / "g.png", rows=2)
     w, h = Image.open(path).size
-    assert (w, h) == (4 * 18 + 2, 2 * 18 + 2)
+    assert (w, h) == (4 * 260 + 4, 2 * 260 + 4)  # 16 px tiles shown at 256 px, 4 px gaps
+    grid = np.asarray(Image.open(path))
+    tile = grid[4 : 4 + 256, 4 : 4 + 256]
+    np.testing.assert_array_equal(tile[::16, ::16], ((cols[0][0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+    small = save_grid(cols, tmp_path / "s.png", rows=2, pad=2, min_tile=16)
+    assert Image.open(small).size == (4 * 18 + 2, 2 * 18 + 2)

@@ -27,7 +27,9 @@ def test_local_folder(tmp_path: Path, as_uri: bool) -> None:
     (tmp_path / "bad.png").write_bytes(b"nope")
     uri = f"file://{tmp_path}" if as_uri else str(tmp_path)
     src = open_source(uri, 10, 32, seed=0)
-    assert src.images.shape == (3, 32, 32, 3) and src.skipped == 1 and len(src.hashes) == 3
+    # data.pairs counts crops, not files: 10 distinct crops of the 3 readable photos.
+    assert src.images.shape == (10, 32, 32, 3) and src.skipped == 1 and len(set(src.hashes)) == 10
+    assert src.photos == 3 and len(set(src.groups)) == 3 and len(src.boxes) == 10
 
 
 def test_empty_source_is_an_error(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from catalog.settings import S3Settings
 from e2gan_api.spec import TeacherSpec
 from trainers.data import PairStore, synthesize_batch
 from trainers.sources import folder_images, open_source, source_hashes, synthetic_scenes
+from trainers.sources.s3 import s3_images
 from trainers.synthesis import LocalPairSink, open_pair_store, plan_chunks, plan_keys
 from trainers.synthesis.plan import chunk_rows
 from trainers.synthesis.workers import PairWriter, TeacherWorker
@@ -118,11 +119,14 @@ def test_s3_source_matches_the_folder_and_skips_corrupt_images(s3_photos: tuple[
     uri, folder = s3_photos
     for n, seed in ((10, 0), (4, 1), (4, 2)):
         s3 = open_source(uri, n, 32, seed)
-        local = folder_images(folder, 32, n=n, seed=seed)
-        np.testing.assert_array_equal(s3.images, local[0])
-        assert s3.skipped == local[1]
-    everything = open_source(uri, 10, 32)
-    assert len(everything) == 6 and everything.skipped == 1
+        local = open_source(str(folder), n, 32, seed)
+        np.testing.assert_array_equal(s3.images, local.images)
+        assert s3.skipped == local.skipped == 1 and s3.groups == local.groups
+    # Whole photos decode the same way from either store.
+    whole = s3_images(uri, 32)
+    np.testing.assert_array_equal(whole[0], folder_images(folder, 32)[0])
+    crops = open_source(uri, 10, 32)
+    assert len(crops) == 10 and crops.skipped == 1 and crops.photos == 6
 
 
 def test_s3_source_with_wrong_keys_is_a_one_line_error(
