@@ -108,6 +108,7 @@ class Catalog:
         self._ttl = reservation_ttl_s  # overrides catalog.json (tests); gc's minimum grace follows it
         self._config: CatalogConfig | None = None
         self._located = False
+        self._owners: dict[str, str] = {}  # owner.json is write-once: safe to remember
 
     def __repr__(self) -> str:
         return f"Catalog({self.uri!r})"
@@ -385,13 +386,16 @@ class Catalog:
 
     def _take_series(self, base_digest: str, concept: str, owner: str) -> None:
         prefix = self._prefix(base_folder(base_digest), concept)
-        body = json.dumps({"owner": owner, "base_model_digest": base_digest, "concept": concept}).encode()
-        try:
-            self._w.create(prefix + OWNER, body)
-            return
-        except Exists:
-            pass
-        recorded = self.series_owner(base_digest, concept)
+        recorded = self._owners.get(prefix)
+        if recorded is None:
+            body = json.dumps({"owner": owner, "base_model_digest": base_digest, "concept": concept}).encode()
+            try:
+                self._w.create(prefix + OWNER, body)
+                recorded = owner
+            except Exists:
+                recorded = self.series_owner(base_digest, concept)
+            if recorded is not None:
+                self._owners[prefix] = recorded
         if recorded != owner:
             raise SeriesTaken(_series(base_digest, concept), str(recorded))
 

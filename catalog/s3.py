@@ -148,16 +148,25 @@ class S3Store(Store):
     # -- Store -----------------------------------------------------------------
 
     def read_tagged(self, key: str) -> tuple[bytes, str] | None:
-        try:
-            with self._errors("reading", key):
-                response = self._seen(self.client.get_object(Bucket=self.bucket, Key=self._name(key)))
-                body = response["Body"]
-                try:
-                    return body.read(), response.get("ETag", "")
-                finally:
-                    body.close()
-        except MissingObject:
-            return None
+        from botocore.exceptions import IncompleteReadError, ResponseStreamingError
+
+        for attempt in range(self.settings.retries + 1):
+            try:
+                with self._errors("reading", key):
+                    response = self._seen(self.client.get_object(Bucket=self.bucket, Key=self._name(key)))
+                    body = response["Body"]
+                    try:
+                        return body.read(), response.get("ETag", "")
+                    except (ResponseStreamingError, IncompleteReadError):
+                        # The object was replaced or deleted while streaming (file-backed servers):
+                        # read it again rather than fail.
+                        if attempt == self.settings.retries:
+                            raise
+                    finally:
+                        body.close()
+            except MissingObject:
+                return None
+        return None
 
     def read(self, key: str) -> bytes | None:
         found = self.read_tagged(key)
