@@ -31,16 +31,22 @@ CLOCK_FRESH_S = 10.0  # a Date header this recent gives the server's clock witho
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 
 
+def make_session(settings: S3Settings) -> Any:
+    """A boto3 session: the given keys (and STS session token), else the SDK's credential chain."""
+    import boto3
+
+    access, secret, token, _ = settings.current_keys()
+    return boto3.session.Session(aws_access_key_id=access, aws_secret_access_key=secret, aws_session_token=token)
+
+
 def make_client(settings: S3Settings) -> Any:
     """A boto3 S3 client with bounded timeouts and retries, the region set, optional custom CA.
 
     Keys given (env, Secret folder, STS session token) are used as is; otherwise the SDK's own
     credential chain (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, profiles, container roles)."""
-    import boto3
     import botocore
     from botocore.config import Config
 
-    access, secret, token, _ = settings.current_keys()
     config = Config(
         region_name=settings.region,
         connect_timeout=settings.connect_timeout_s,
@@ -54,10 +60,7 @@ def make_client(settings: S3Settings) -> Any:
         max_pool_connections=16,
         signature_version=botocore.UNSIGNED if settings.anonymous else None,
     )
-    session = boto3.session.Session(
-        aws_access_key_id=access, aws_secret_access_key=secret, aws_session_token=token
-    )
-    return session.client(
+    return make_session(settings).client(
         "s3",
         endpoint_url=settings.url,
         config=config,

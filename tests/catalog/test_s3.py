@@ -229,3 +229,70 @@ def test_an_expired_lock_of_a_dead_publisher_is_taken_over(rclone_s3: S3Server, 
     make_adapter(tmp_path / "a")
     assert cat.publish(tmp_path / "a", base_digest=BASE, concept="pencil-sketch").version == "v1"
     assert not [n for n in rclone_s3.object_names(bucket) if n.startswith("cat/locks/")]
+
+
+def test_fetch_base_refuses_bytes_that_do_not_match(
+    moto_s3: S3Server, tmp_path: Path, s3_env
+) -> None:
+    from catalog.bases import fetch_base, publish_base
+    from catalog.samples import write_safetensors
+
+    s3_env(moto_s3)
+    bucket = moto_s3.new_bucket()
+    cat = open_catalog(f"s3://{bucket}/cat")
+    write_safetensors(tmp_path / "base.safetensors", b"\x01" * 4096)
+    published = publish_base(cat, tmp_path / "base.safetensors", "base")
+    assert fetch_base(published["uri"], cache=tmp_path / "cache").read_bytes() == (
+        tmp_path / "base.safetensors"
+    ).read_bytes()
+    from tests.catalog.conftest import Backend
+
+    Backend("moto", "", server=moto_s3, bucket=bucket).flip_byte(f"{published['key']}/base.safetensors")
+    with pytest.raises(CatalogError, match=r"base\.safetensors: downloaded bytes do not match sha256 [0-9a-f]{16}…; refusing them$"):
+        fetch_base(published["uri"], cache=tmp_path / "cache2")
+    assert not list((tmp_path / "cache2").rglob("*.safetensors"))
+
+
+def test_credentials_are_reloaded_when_the_secret_files_change(moto_s3: S3Server, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "accesskey").write_text(moto_s3.access_key)
+    (secret / "secretkey").write_text("rotated-away-0123456789")
+    env = {k: v for k, v in moto_s3.env().items() if "KEY" not in k}
+    cat = open_catalog(
+        f"s3://{moto_s3.new_bucket()}/cat",
+        settings=S3Settings.from_env({**env, "E2GAN_S3_CREDENTIALS_DIR": str(secret)}),
+    )
+    with pytest.raises(CatalogError, match="access refused"):
+        cat.index()
+    (secret / "secretkey").write_text(moto_s3.secret_key)  # the Secret is updated in place
+    assert cat.index() == []  # same Catalog, new keys: no restart
+
+
+def test_session_tokens_and_the_sdk_credential_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog.s3 import make_session
+
+    settings = S3Settings.from_env(
+        {"E2GAN_S3_ACCESS_KEY": "AKIATEMP", "E2GAN_S3_SECRET_KEY": "s", "E2GAN_S3_SESSION_TOKEN": "tok"}
+    )
+    frozen = make_session(settings).get_credentials().get_frozen_credentials()
+    assert (frozen.access_key, frozen.token) == ("AKIATEMP", "tok")
+    # No keys: the SDK's own chain supplies them, here web identity (IRSA-style) from the environment.
+    for name in list(__import__("os").environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    (tmp_path / "token").write_text("eyJ.web.identity")
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "token"))
+    monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/catalog")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    chain = S3Settings.from_env({})
+    assert chain.access_key is None and not chain.anonymous
+    assert make_session(chain).get_credentials().method == "assume-role-with-web-identity"
+    assert S3Settings.from_env({"E2GAN_S3_ANONYMOUS": "true"}).anonymous
+    with pytest.raises(CatalogError, match="ANONYMOUS must be true or false"):
+        S3Settings.from_env({"E2GAN_S3_ANONYMOUS": "sometimes"})
+    defaults = S3Settings()
+    assert defaults.read_timeout_s <= 10 and defaults.connect_timeout_s <= 10 and defaults.retries + 1 == 3
