@@ -24,7 +24,7 @@ def open_catalog(uri: str | Path, *, settings: S3Settings | None = None) -> Cata
     """A catalog at a local folder, file:// URL or s3://bucket/prefix (S3 settings from the environment)."""
     where = parse_uri(uri)
     if where.scheme == "s3":
-        from catalog.s3 import S3Store  # minio only when S3 is used
+        from catalog.s3 import S3Store  # boto3 only when S3 is used
 
         store = S3Store(where.bucket, where.prefix, settings or S3Settings.from_env())
         return Catalog(store, str(where))

@@ -67,6 +67,7 @@ SERIES_INDEX = "index.json"
 OWNER = "owner.json"
 DIGESTS = "digests"
 OWNER_ENV = "E2GAN_CATALOG_OWNER"
+IN_USE_ENV = "E2GAN_CATALOG_IN_USE"  # comma-separated versions keepVersions must not remove (the operator's)
 MARKER_WAIT_S = 5.0  # how long a duplicate waits for the holder of a content marker to commit
 MAX_CLAIM_TRIES = 10_000
 
@@ -407,11 +408,12 @@ class Catalog:
         concept: str,
         owner: str | None = None,
         keep_versions: int | None = None,
-        in_use: Iterable[str] = (),
+        in_use: Iterable[str] | None = None,
     ) -> IndexEntry:
         """Publish an adapter folder as the next version; identical content already published is
         returned as is. With `keep_versions`, older versions of the series beyond that many are
-        removed, except those named in `in_use` (the operator's versions still served)."""
+        removed, except those named in `in_use` (default $E2GAN_CATALOG_IN_USE: the versions the
+        operator still serves)."""
         check_concept(concept)
         base16 = base_folder(base_digest)
         folder = Path(folder)
@@ -444,6 +446,8 @@ class Catalog:
         self._add_to_index(w, prefix, entry)
         log.info("published %s %s (%d bytes) to %s", concept, entry.version, entry.size, entry.uri)
         if keep_versions is not None:
+            if in_use is None:
+                in_use = [v.strip() for v in os.environ.get(IN_USE_ENV, "").split(",") if v.strip()]
             self._keep(base16, concept, keep_versions, {*in_use, entry.version})
         return entry
 
