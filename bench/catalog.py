@@ -157,7 +157,7 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait(timeout=10)
-    print(json.dumps(summary))
+        print(json.dumps(summary), flush=True)  # before removing 10 000 seeded folders
 
 
 if __name__ == "__main__":

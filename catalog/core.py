@@ -569,7 +569,7 @@ class Catalog:
         )
         raw = VersionManifest(entry=entry).model_dump_json(indent=1).encode()
         try:
-            w.create(f"{key}/{VERSION_FILE}", raw)
+            w.create_in_claim(f"{key}/{VERSION_FILE}", raw)
         except Exists:
             if self.store.read(f"{key}/{VERSION_FILE}") != raw:
                 raise CatalogError(f"{self.store.uri_of(key)}/{VERSION_FILE} exists with other content") from None
@@ -626,10 +626,19 @@ class Catalog:
         else:
             entry = self.show(concept, version, base_digest)
         raw = self.store.read(f"{entry.key}/{VERSION_FILE}")
-        if raw is None:
-            raise CatalogError(f"{concept} {entry.version}: {VERSION_FILE} is missing from the catalog")
+        if raw is None:  # deleted after the index was written: the index is stale
+            self._forget(entry)
+            raise CatalogError(f"no published adapter {concept} {entry.version} in {self.uri} (it was deleted)")
         if manifest_digest is not None and f"sha256:{_sha(raw)}" != manifest_digest:
             raise CatalogError(f"{concept} {entry.version}: {VERSION_FILE} does not match {manifest_digest[:19]}…")
+        try:
+            committed = VersionManifest.model_validate_json(raw).entry
+        except ValidationError:
+            raise CatalogError(f"{concept} {entry.version}: stored {VERSION_FILE} is invalid") from None
+        if committed.files != entry.files:  # the version manifest is the truth; the index a cache
+            log.warning("index of %s %s is stale; using its %s", concept, entry.version, VERSION_FILE)
+            self._forget(entry)
+            entry = committed
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -655,6 +664,26 @@ class Catalog:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return dest
+
+    def _forget(self, entry: IndexEntry) -> None:
+        """Drop a stale entry from its series' index; the next read rebuilds it from the manifests."""
+        cache = self._cache_store()
+        key = self._prefix(base_folder(entry.base_model_digest), entry.concept) + SERIES_INDEX
+        if cache is None:
+            return
+        found = self.store.read_tagged(key)
+        if found is None:
+            return
+        try:
+            index = SeriesIndex.model_validate_json(found[0])
+        except ValidationError:
+            index = SeriesIndex()
+        index.versions = [e for e in index.versions if e.number != entry.number]
+        index.latest = max((e.number for e in index.versions), default=0)
+        try:
+            cache.replace(key, index.model_dump_json(indent=1).encode(), found[1])
+        except ConflictError:
+            pass
 
     def verify(self, concept: str | None = None) -> VerifyReport:
         """Recompute the sha256 of every stored file of every (or one concept's) version."""

@@ -88,6 +88,11 @@ class LockGuard(Store):
                 raise Exists(f"{self.uri_of(key)} already exists")
             self.inner.write(key, data)
 
+    def create_in_claim(self, key: str, data: bytes) -> None:
+        if self.inner.head(key) is not None:
+            raise Exists(f"{self.uri_of(key)} already exists")
+        self.inner.create(key, data)
+
     def create_file(self, key: str, path: Path) -> None:
         if self.inner.head(key) is not None:
             raise Exists(f"{self.uri_of(key)} already exists")

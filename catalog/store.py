@@ -73,6 +73,11 @@ class Store(ABC):
     def create(self, key: str, data: bytes) -> None:
         """Write-once: store `data` only if `key` does not exist; raise Exists otherwise."""
 
+    def create_in_claim(self, key: str, data: bytes) -> None:
+        """Write-once create inside a folder this writer has claimed (no other writer may write
+        there, so the lock mode needs no lock for it)."""
+        self.create(key, data)
+
     @abstractmethod
     def create_file(self, key: str, path: Path) -> None:
         """Write-once upload of a file; raise Exists when `key` is taken."""
