@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from catalog.core import Catalog
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, SeriesTaken
 from catalog.models import IndexEntry, VerifyReport
 from catalog.settings import S3Settings
 from catalog.uri import parse_uri
 
-__all__ = ["Catalog", "CatalogError", "IndexEntry", "S3Settings", "VerifyReport", "open_catalog"]
+__all__ = ["Catalog", "CatalogError", "IndexEntry", "S3Settings", "SeriesTaken", "VerifyReport", "open_catalog"]
 
 
 def open_catalog(uri: str | Path, *, settings: S3Settings | None = None) -> Catalog:

@@ -24,9 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Add `catalog` to a parent CLI; the parsed namespace carries `handler=run`."""
     parser = subparsers.add_parser(
         "catalog",
-        help="list, show, pull, verify and clean an adapter catalog",
+        help="create, push to, list, pull from, verify and clean an adapter catalog",
         description="Work on an adapter catalog: a local folder or s3://bucket/prefix. S3 endpoint "
-        "and credentials come from E2GAN_S3_* environment variables.",
+        "and credentials come from E2GAN_S3_* environment variables; only `init` creates a bucket.",
     )
     add_arguments(parser)
     parser.set_defaults(handler=run)
