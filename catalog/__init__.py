@@ -12,19 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from catalog.core import Catalog
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, SeriesTaken
 from catalog.models import IndexEntry, VerifyReport
 from catalog.settings import S3Settings
 from catalog.uri import parse_uri
 
-__all__ = ["Catalog", "CatalogError", "IndexEntry", "S3Settings", "VerifyReport", "open_catalog"]
+__all__ = ["Catalog", "CatalogError", "IndexEntry", "S3Settings", "SeriesTaken", "VerifyReport", "open_catalog"]
 
 
 def open_catalog(uri: str | Path, *, settings: S3Settings | None = None) -> Catalog:
     """A catalog at a local folder, file:// URL or s3://bucket/prefix (S3 settings from the environment)."""
     where = parse_uri(uri)
     if where.scheme == "s3":
-        from catalog.s3 import S3Store  # minio only when S3 is used
+        from catalog.s3 import S3Store  # boto3 only when S3 is used
 
         store = S3Store(where.bucket, where.prefix, settings or S3Settings.from_env())
         return Catalog(store, str(where))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from catalog.core import Catalog
 from catalog.errors import CatalogError
+from catalog.store import Exists
 from e2gan_api.manifest import sha256_file
 
 BASES = "bases"
@@ -29,8 +30,15 @@ def publish_base(catalog: Catalog, weights: Path, name: str, meta: dict | None =
     folder = f"{BASES}/{digest[:16]}"
     info = {"name": name, "sha256": digest, "size": weights.stat().st_size, **(meta or {})}
     if catalog.store.read(f"{folder}/{INFO}") is None:
-        catalog.store.upload(f"{folder}/{WEIGHTS}", weights)
-        catalog.store.write(f"{folder}/{INFO}", json.dumps(info, sort_keys=True).encode())  # last: marks complete
+        store = catalog._w  # write-once, under the catalog's guard
+        try:
+            store.create_file(f"{folder}/{WEIGHTS}", weights)
+        except Exists:  # same digest prefix: an earlier upload of these bytes (checked at fetch)
+            pass
+        try:  # last: marks complete
+            store.create(f"{folder}/{INFO}", json.dumps(info, sort_keys=True).encode())
+        except Exists:
+            pass
     return {"uri": catalog.store.uri_of(f"{folder}/{WEIGHTS}"), "digest": digest, "key": folder, "size": info["size"]}
 
 

@@ -96,3 +96,21 @@ def check_adapter_folder(folder: Path, *, base_digest: str, concept: str) -> Ada
         if name.endswith(".safetensors"):
             check_safetensors(path)
     return manifest
+
+
+VERSION_ID = re.compile(r"^v([1-9][0-9]{0,8})$")
+MANIFEST_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+
+
+def parse_version(version: str) -> int:
+    """3 for "v3"; CatalogError naming the value otherwise."""
+    match = VERSION_ID.match(version or "") if isinstance(version, str) else None
+    if not match:
+        raise CatalogError(f"version {version!r} does not parse: use vN (v1, v2, ...)")
+    return int(match.group(1))
+
+
+def check_manifest_digest(digest: str) -> str:
+    if not isinstance(digest, str) or not MANIFEST_DIGEST.match(digest):
+        raise CatalogError(f"digest {digest!r} does not parse: use sha256:<64 hex digits>")
+    return digest

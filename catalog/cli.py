@@ -1,4 +1,4 @@
-"""`e2gan catalog ls | show | pull | verify | rm | gc` (also `python -m catalog ...`).
+"""`e2gan catalog init | push | ls | show | pull | verify | rm | gc | reindex` (also `python -m catalog`).
 
 Exit codes: 0 done, 1 verify found damaged files, 2 bad input or a failed catalog operation
 (one line on stderr).
@@ -24,9 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Add `catalog` to a parent CLI; the parsed namespace carries `handler=run`."""
     parser = subparsers.add_parser(
         "catalog",
-        help="list, show, pull, verify and clean an adapter catalog",
+        help="create, push to, list, pull from, verify and clean an adapter catalog",
         description="Work on an adapter catalog: a local folder or s3://bucket/prefix. S3 endpoint "
-        "and credentials come from E2GAN_S3_* environment variables.",
+        "and credentials come from E2GAN_S3_* environment variables; only `init` creates a bucket.",
     )
     add_arguments(parser)
     parser.set_defaults(handler=run)
@@ -46,6 +46,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--catalog", "-c", default=argparse.SUPPRESS, help="catalog URI (as above)")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
+    init = sub.add_parser("init", parents=[where], help="create the catalog (and its bucket): the only command that does")
+    init.add_argument(
+        "--guard",
+        choices=["conditional", "lock"],
+        default=None,
+        help="conditional (default; If-None-Match/If-Match, refused when the server ignores them) or "
+        "lock (lock objects, for S3 servers without conditional writes)",
+    )
+    init.add_argument("--reservation-ttl", type=float, default=3600.0, help="seconds a publish may take (default 3600)")
+
+    push = sub.add_parser("push", parents=[where], help="publish an adapter folder trained elsewhere")
+    push.add_argument("folder", type=Path, help="adapter folder with manifest.json (as distill writes it)")
+    push.add_argument("--keep", type=int, help="keep this many versions of the series (keepVersions)")
+
+    sub.add_parser("reindex", parents=[where], help="rebuild every series index from the version manifests")
+
     ls = sub.add_parser("ls", parents=[where], help="list published adapters")
     ls.add_argument("concept", nargs="?", help="only this concept")
     ls.add_argument("--json", action="store_true", help="print the index entries as JSON")
@@ -54,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _select(show)
 
     pull = sub.add_parser("pull", parents=[where], help="download a version, checking every sha256")
-    _select(pull)
+    _select(pull, "concept, base/concept/vN, or [base/]concept@sha256:<manifest digest>")
     pull.add_argument("dest", type=Path, help="folder to write the adapter files into")
 
     verify = sub.add_parser("verify", parents=[where], help="recompute the sha256 of every stored file")
@@ -64,16 +80,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rm = sub.add_parser("rm", parents=[where], help="remove a version, or every version with --all")
     _select(rm)
     rm.add_argument("--all", action="store_true", help="remove every version of the concept")
+    rm.add_argument("--owner", help="refuse to remove versions recorded under another owner")
 
     gc = sub.add_parser("gc", parents=[where], help="prune old versions and delete abandoned uploads")
     gc.add_argument("--keep", type=int, help="versions kept per (base, concept); omit to keep all")
-    gc.add_argument("--grace", type=float, help="seconds an unlisted upload is left alone (default 3600)")
+    gc.add_argument(
+        "--grace", type=float, help="seconds an uncommitted upload is left alone (default and minimum: the reservation TTL)"
+    )
 
 
-def _select(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("concept", help="concept name")
-    parser.add_argument("--version", "-v", help="version such as v3 (default: newest)")
-    parser.add_argument("--base", help="base model digest (default: any)")
+def _select(parser: argparse.ArgumentParser, what: str = "concept, or base/concept/vN") -> None:
+    parser.add_argument("concept", help=what)
+    parser.add_argument("--version", "-v", help="version such as v3 (default: latest, the highest number)")
+    parser.add_argument("--base", help="base model digest (needed when the concept exists under several bases)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +108,40 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def _entry(cat: Catalog, args: argparse.Namespace):  # noqa: ANN202 - IndexEntry
+    if "/" in args.concept or "@" in args.concept:
+        if args.version is not None:
+            raise CatalogError(f"{args.action}: give the version in the address or with --version, not both")
+        return cat.resolve(args.concept, args.base)
+    return cat.show(args.concept, args.version, args.base)
+
+
 def _dispatch(cat: Catalog, args: argparse.Namespace) -> int:
+    if args.action == "init":
+        guard = args.guard or ("lock" if os.environ.get("E2GAN_S3_INDEX_LOCK", "").strip() == "lock" else "conditional")
+        cfg = cat.init(guard, reservation_ttl_s=args.reservation_ttl)
+        print(f"catalog {cat.uri}: guard {cfg.guard}, reservation TTL {cfg.reservation_ttl_s:g} s")
+        return 0
+    cat.check_location()  # a missing bucket: one line, exit 2, nothing created
+    if args.action == "push":
+        from e2gan_api.manifest import MANIFEST_NAME, AdapterManifest
+
+        try:
+            manifest = AdapterManifest.model_validate_json((args.folder / MANIFEST_NAME).read_bytes())
+        except FileNotFoundError:
+            raise CatalogError(f"{args.folder}: no {MANIFEST_NAME}") from None
+        except ValueError as exc:
+            raise CatalogError(f"{args.folder / MANIFEST_NAME}: not a valid manifest ({type(exc).__name__})") from None
+        if args.keep is not None and args.keep < 1:
+            raise CatalogError("push: --keep must be at least 1")
+        entry = cat.publish(
+            args.folder, base_digest=manifest.base_model_digest, concept=manifest.concept, keep_versions=args.keep
+        )
+        print(f"PUBLISHED {entry.concept} {entry.version} {entry.uri} {entry.manifest_digest}")
+        return 0
+    if args.action == "reindex":
+        print(f"reindexed {cat.reindex()} versions")
+        return 0
     if args.action == "ls":
         entries = cat.versions(args.concept) if args.concept else cat.index()
         if args.json:
@@ -98,10 +150,16 @@ def _dispatch(cat: Catalog, args: argparse.Namespace) -> int:
             _print_table(entries_table(entries))
         return 0
     if args.action == "show":
-        print(cat.show(args.concept, args.version, args.base).model_dump_json(indent=1))
+        print(_entry(cat, args).model_dump_json(indent=1))
         return 0
     if args.action == "pull":
-        dest = cat.pull(args.concept, args.dest, version=args.version, base_digest=args.base)
+        if "@sha256:" in args.concept:
+            name, _, digest = args.concept.partition("@")
+            base, _, concept = name.rpartition("/")
+            dest = cat.pull(concept, args.dest, base_digest=base or args.base, manifest_digest=digest)
+        else:
+            entry = _entry(cat, args)
+            dest = cat.pull(entry.concept, args.dest, version=entry.version, base_digest=entry.base_model_digest)
         print(dest)
         return 0
     if args.action == "verify":
@@ -119,7 +177,7 @@ def _dispatch(cat: Catalog, args: argparse.Namespace) -> int:
     if args.action == "rm":
         if args.version is None and not args.all:
             raise CatalogError("rm: give --version VERSION, or --all to remove every version")
-        removed = cat.delete(args.concept, args.version, args.base)
+        removed = cat.delete(args.concept, args.version, args.base, owner=args.owner)
         if not removed:
             raise CatalogError(f"rm: no published adapter {args.concept} {args.version or ''}".rstrip())
         for e in removed:

@@ -1,4 +1,4 @@
-"""The one exception the catalog raises; callers catch this and nothing else."""
+"""The exceptions the catalog raises; callers catch CatalogError and nothing else."""
 
 from __future__ import annotations
 
@@ -9,3 +9,12 @@ class CatalogError(Exception):
 
 class ConflictError(CatalogError):
     """A conditional write lost a race; the caller re-reads and retries."""
+
+
+class SeriesTaken(CatalogError):
+    """A series (base digest, concept) belongs to another owner."""
+
+    def __init__(self, series: str, owner: str) -> None:
+        super().__init__(f"series {series} is owned by {owner}; publish under another concept or ask its owner")
+        self.series = series
+        self.owner = owner

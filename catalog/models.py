@@ -1,4 +1,4 @@
-"""The catalog's JSON documents: index.json entries, reservations and reports."""
+"""The catalog's JSON documents: catalog.json, claims, version manifests, series indexes, reports."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
-INDEX_FORMAT = "e2gan-catalog-index/v1"
+CATALOG_FORMAT = "e2gan-catalog/v2"
+VERSION_FORMAT = "e2gan-catalog-version/v1"
+SERIES_FORMAT = "e2gan-catalog-series/v1"
+GUARDS = ("conditional", "lock")
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
 
 
@@ -43,35 +46,58 @@ class IndexEntry(BaseModel):
     ranks: dict[str, int] = Field(default_factory=dict)
     prompt: str = ""
     created: str = Field(description="UTC time of publication, ISO 8601")
+    owner: str = Field(default="", description="k8s:<namespace>/<name>/<uid> or cli:<user>")
+    catalog_uri: str = Field(default="", description="URI of the catalog the version was published to")
+    manifest_digest: str = Field(default="", description="sha256:<hex> of version.json: `pull …@sha256:…`")
 
     @property
     def number(self) -> int:
         return version_number(self.version)
 
 
-class Reservation(BaseModel):
-    """A version number held by a publisher while it uploads; invisible to readers."""
+class CatalogConfig(BaseModel):
+    """catalog.json, written once at `e2gan catalog init`: every writer follows it."""
 
     model_config = ConfigDict(extra="ignore")
-    concept: str
-    base_model_digest: str
-    version: str
+    format: str = CATALOG_FORMAT
+    guard: str = Field(
+        default="conditional",
+        description="conditional: If-None-Match/If-Match writes; lock: lock objects (servers without conditions)",
+    )
+    reservation_ttl_s: float = Field(default=3600.0, gt=0, description="a claim's lifetime; gc's minimum grace")
+    created: str = ""
+
+
+class Claim(BaseModel):
+    """vN/claim.json: the write-once create that takes number N for one publish attempt.
+
+    It stays after a delete or an abandoned upload, so a number is never given twice."""
+
+    model_config = ConfigDict(extra="ignore")
+    token: str
+    owner: str
     digest: str
-    token: str = Field(description="random id of the publish attempt")
-    expires: float = Field(description="Unix time after which gc may reclaim the number and files")
+    created: float = Field(description="server time of the claim (Unix)")
+    expires: float = Field(description="server time after which the attempt may no longer commit")
 
 
-class IndexDocument(BaseModel):
-    """The whole index.json: published entries and in-flight reservations."""
+class VersionManifest(BaseModel):
+    """vN/version.json: creating it (write-once) commits the version; it describes it whole."""
 
     model_config = ConfigDict(extra="ignore")
-    format: str = INDEX_FORMAT
-    updated: str = ""
-    adapters: list[IndexEntry] = Field(default_factory=list)
-    reservations: list[Reservation] = Field(default_factory=list)
-    last_versions: dict[str, int] = Field(
-        default_factory=dict,
-        description="highest number ever given per '<base16>/<concept>', so none is reused",
+    format: str = VERSION_FORMAT
+    entry: IndexEntry
+
+
+class SeriesIndex(BaseModel):
+    """adapters/<base16>/<concept>/index.json: a cache of one series, rebuilt from manifests."""
+
+    model_config = ConfigDict(extra="ignore")
+    format: str = SERIES_FORMAT
+    latest: int = Field(default=0, description="highest committed number (0: none)")
+    versions: list[IndexEntry] = Field(default_factory=list)
+    dead: list[int] = Field(
+        default_factory=list, description="numbers claimed but never committed (expired) or deleted"
     )
 
 
@@ -103,4 +129,5 @@ class GcReport(BaseModel):
 
     pruned: list[IndexEntry] = Field(default_factory=list, description="versions beyond `keep`")
     orphans: list[str] = Field(default_factory=list, description="folders of unpublished, abandoned uploads")
-    reservations: int = Field(default=0, description="expired reservations dropped from the index")
+    kept: list[str] = Field(default_factory=list, description="uncommitted folders left alone (younger than grace)")
+    reservations: int = Field(default=0, description="expired claims whose uploads were removed")

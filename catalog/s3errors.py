@@ -1,83 +1,84 @@
-"""Turn minio/urllib3 failures into one-line CatalogErrors (never a secret, never a traceback wall).
+"""Turn botocore failures into one-line CatalogErrors (never a secret, never a traceback wall).
 
-Servers differ: MinIO and moto send XML errors (S3Error); rclone sends XML as text/xml, which
-the SDK raises as InvalidResponseError; so classify by HTTP status and the <Code> in the body.
+Servers differ (MinIO, AWS, moto, rclone), so classify by HTTP status and the S3 error code.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import urllib3.exceptions
-from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
 from catalog.errors import CatalogError, ConflictError
 from catalog.store import MissingObject
 
-_CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
-DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
-MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
-CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict"}
+DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "403"}
+MISSING = {"NoSuchKey", "NoSuchObject", "NotFound", "404"}
+CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409", "BucketAlreadyOwnedByYou"}
 
 
-def classify(exc: MinioException) -> tuple[int | None, str | None]:
-    """(HTTP status, S3 error code) of any minio exception."""
-    if isinstance(exc, S3Error):
-        return getattr(exc.response, "status", None), exc.code
-    if isinstance(exc, InvalidResponseError):
-        status = getattr(exc, "_code", None)
-        match = _CODE.search(str(getattr(exc, "_body", "") or ""))
-        return status, match.group(1) if match else None
-    if isinstance(exc, ServerError):
-        return exc.status_code, None
-    return None, None
+def classify(exc: BaseException) -> tuple[int | None, str | None]:
+    """(HTTP status, S3 error code) of a botocore ClientError; (None, None) for anything else."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None, None
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = response.get("Error", {}).get("Code")
+    return status, code
 
 
-def is_missing(exc: MinioException) -> bool:
+def is_missing(exc: BaseException) -> bool:
     status, code = classify(exc)
     return code in MISSING or (code is None and status == 404)
 
 
-def is_conflict(exc: MinioException) -> bool:
+def is_conflict(exc: BaseException) -> bool:
     status, code = classify(exc)
     return code in CONFLICT or status in (409, 412)
 
 
 def describe(exc: BaseException, endpoint: str) -> str:
     """A short reason: the S3 code and message, or why the server could not be reached."""
-    if isinstance(exc, MinioException):
-        status, code = classify(exc)
-        if code in DENIED:
+    from botocore import exceptions as bx
+
+    status, code = classify(exc)
+    if code is not None or status is not None:
+        if code in DENIED or status == 403:
             return f"access refused by {endpoint} ({code}): check the access key and secret"
         if code == "NoSuchBucket":
-            return f"bucket does not exist on {endpoint}"
-        message = exc.message if isinstance(exc, S3Error) and exc.message else ""
+            return f"bucket does not exist on {endpoint}: create it with `e2gan catalog init`"
+        message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
         return f"{code or 'error'} (HTTP {status}) from {endpoint}{': ' + message if message else ''}"
-    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-        exc = exc.reason
-    if isinstance(exc, urllib3.exceptions.SSLError):
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return (
+            f"access refused: no S3 credentials for {endpoint} (set E2GAN_S3_ACCESS_KEY/SECRET_KEY, "
+            "E2GAN_S3_CREDENTIALS_DIR, web identity, or E2GAN_S3_ANONYMOUS=true)"
+        )
+    if isinstance(exc, bx.SSLError):
         return f"TLS failure talking to {endpoint} (set E2GAN_S3_CA_FILE for a private CA)"
-    if isinstance(exc, urllib3.exceptions.NewConnectionError | ConnectionError):
+    if isinstance(exc, bx.ConnectTimeoutError | bx.ReadTimeoutError | TimeoutError):
+        return f"timed out talking to {endpoint} (E2GAN_S3_CONNECT_TIMEOUT/E2GAN_S3_READ_TIMEOUT)"
+    if isinstance(exc, bx.EndpointConnectionError | ConnectionError):
         return f"cannot reach {endpoint} (connection refused or server down)"
-    if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
-        return f"timed out talking to {endpoint}"
     return f"{type(exc).__name__} talking to {endpoint}"
 
 
 @contextmanager
 def s3_errors(action: str, uri: str, endpoint: str) -> Iterator[None]:
     """Re-raise S3/network failures of `action` on `uri` as CatalogError subclasses."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         yield
     except CatalogError:
         raise
-    except MinioException as exc:
+    except ClientError as exc:
+        status, code = classify(exc)
+        if code == "NoSuchBucket":
+            raise CatalogError(f"{action} {uri}: {describe(exc, endpoint)}") from None
         if is_missing(exc):
             raise MissingObject(f"missing object {uri}") from None
         if is_conflict(exc):
             raise ConflictError(f"{action} {uri}: changed concurrently") from None
         raise CatalogError(f"{action} {uri}: {describe(exc, endpoint)}") from None
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except (BotoCoreError, OSError) as exc:
         raise CatalogError(f"{action} {uri}: {describe(exc, endpoint)}") from None

@@ -44,21 +44,54 @@ class S3Settings(BaseModel):
     ca_file: Path | None = Field(
         default=None, description="E2GAN_S3_CA_FILE: PEM bundle trusted for HTTPS instead of the system CAs"
     )
-    connect_timeout_s: float = Field(default=5.0, gt=0, description="seconds to open a connection")
-    read_timeout_s: float = Field(default=120.0, gt=0, description="seconds to wait for response bytes")
+    session_token: SecretStr | None = Field(
+        default=None, description="E2GAN_S3_SESSION_TOKEN (else AWS_SESSION_TOKEN): STS temporary credentials"
+    )
+    credentials_dir: Path | None = Field(
+        default=None,
+        description="E2GAN_S3_CREDENTIALS_DIR: a mounted Secret (accesskey, secretkey, optional "
+        "sessiontoken); clients re-read it when its files change, so a rotated Secret needs no restart",
+    )
+    anonymous: bool = Field(
+        default=False,
+        description="E2GAN_S3_ANONYMOUS: unsigned requests. Without keys and without this, the AWS "
+        "SDK's credential chain is used (web identity / IRSA, profiles, container credentials)",
+    )
+    connect_timeout_s: float = Field(
+        default=5.0, gt=0, le=600, description="E2GAN_S3_CONNECT_TIMEOUT: seconds to open a connection"
+    )
+    read_timeout_s: float = Field(
+        default=10.0, gt=0, le=3600, description="E2GAN_S3_READ_TIMEOUT: seconds to wait for response bytes"
+    )
     retries: int = Field(
-        default=4,
+        default=2,
         ge=0,
         le=20,
-        description="retries of a failed request (E2GAN_S3_RETRIES); absorbs transient 5xx such as "
-        "rclone's on concurrent first writes, while a dead server fails within seconds",
+        description="E2GAN_S3_RETRIES: retries after a failed request (default 2: 3 attempts); absorbs "
+        "transient 5xx such as rclone's on concurrent first writes, while a dead server fails in seconds",
     )
     index_lock: Literal["auto", "etag", "lock"] = Field(
         default="auto",
-        description="E2GAN_S3_INDEX_LOCK: how index.json updates are serialised. etag: conditional "
-        "PUT (If-Match/If-None-Match, MinIO and AWS); lock: a lock object with expiry, for servers "
-        "that ignore conditions; auto: probe the server once",
+        description="E2GAN_S3_INDEX_LOCK: the guard `e2gan catalog init` records in catalog.json. "
+        "etag/auto: conditional writes (If-None-Match/If-Match; refused when the server ignores "
+        "them); lock: the explicit lock-object mode for servers without conditional writes",
     )
+
+    def current_keys(self) -> tuple[str | None, str | None, str | None, tuple[int, ...]]:
+        """(access, secret, session token, stamp): re-read from the mounted Secret when the keys
+        came from it (the stamp is its files' mtimes, so a client rebuilds when it changes)."""
+        if self.credentials_dir is not None:
+            files = [self.credentials_dir / n for n in ("accesskey", "secretkey", "sessiontoken")]
+            stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in files)
+            access, secret = _read(files[0]), _read(files[1])
+            if access and secret:
+                return access, secret, _read(files[2]) or None, stamp
+        return (
+            self.access_key.get_secret_value() if self.access_key else None,
+            self.secret_key.get_secret_value() if self.secret_key else None,
+            self.session_token.get_secret_value() if self.session_token else None,
+            (),
+        )
 
     @property
     def url(self) -> str:
@@ -91,7 +124,7 @@ class S3Settings(BaseModel):
             values["endpoint"] = endpoint
         if secure is not None:
             values["secure"] = secure
-        access, secret = _credentials(env)
+        source, access, secret = _credentials(env)
         if access is not None:
             values["access_key"], values["secret_key"] = access, secret
         if region := env.get(f"{ENV_PREFIX}REGION", "").strip():
@@ -102,6 +135,19 @@ class S3Settings(BaseModel):
             values["ca_file"] = Path(ca)
         if retries := env.get(f"{ENV_PREFIX}RETRIES", "").strip():
             values["retries"] = retries
+        for name, field in (("CONNECT_TIMEOUT", "connect_timeout_s"), ("READ_TIMEOUT", "read_timeout_s")):
+            if text := env.get(f"{ENV_PREFIX}{name}", "").strip():
+                values[field] = text
+        token = env.get(f"{ENV_PREFIX}SESSION_TOKEN", "").strip() or env.get("AWS_SESSION_TOKEN", "").strip()
+        if token and access is not None:
+            values["session_token"] = token
+        if source == f"{ENV_PREFIX}CREDENTIALS_DIR":  # only then are the files the keys' source
+            values["credentials_dir"] = Path(env[source].strip())
+        anonymous = env.get(f"{ENV_PREFIX}ANONYMOUS", "").strip().lower()
+        if anonymous:
+            if anonymous not in ("true", "false", "1", "0", "yes", "no"):
+                raise CatalogError(f"{ENV_PREFIX}ANONYMOUS must be true or false, not {anonymous!r}")
+            values["anonymous"] = anonymous in ("true", "1", "yes")
         if lock := env.get(f"{ENV_PREFIX}INDEX_LOCK", "").strip():
             values["index_lock"] = lock
         try:
@@ -112,7 +158,7 @@ class S3Settings(BaseModel):
             raise CatalogError(f"S3 settings: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
 
-def _credentials(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+def _credentials(env: Mapping[str, str]) -> tuple[str, str | None, str | None]:
     """The first complete key pair: E2GAN_S3_* vars, the Secret folder, then AWS_* vars."""
     pairs: list[tuple[str, str | None, str | None]] = [
         (
@@ -139,12 +185,12 @@ def _credentials(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     for source, access, secret in pairs:
         access, secret = (access or "").strip() or None, (secret or "").strip() or None
         if access and secret:
-            return access, secret
+            return source, access, secret
         if access or secret:
             raise CatalogError(
                 f"S3 credentials from {source}: both the access key and the secret key are needed"
             )
-    return None, None
+    return "", None, None
 
 
 def _read(path: Path) -> str | None:

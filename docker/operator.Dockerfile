@@ -26,7 +26,7 @@ COPY operator/ operator/
 RUN pip install --no-cache-dir "./[operator]" \
         "pydantic==2.14.4" \
         "pyyaml==6.0.4" \
-        "minio==7.2.20" \
+        "boto3==1.44.8" \
         "kopf==1.45.2" \
         "kubernetes==37.0.1" \
         "aiohttp==3.14.5" \

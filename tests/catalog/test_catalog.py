@@ -30,14 +30,17 @@ def test_publish_pull_verify_gc_cycle(backend: Backend, tmp_path: Path) -> None:
     assert e1.metrics == {"psnr": 21.0} and e1.base_model_digest == BASE
     assert e1.uri.endswith("adapters/abababababababab/pencil-sketch/v1")
 
-    # index.json is the document other tools read: every entry with URIs and digests.
-    index = json.loads(cat.store.read("index.json"))
-    assert [a["version"] for a in index["adapters"]] == ["v1", "v2"]
+    # The series index other tools read: every entry with URIs and digests, and `latest`.
+    index = json.loads(cat.store.read(backend.series_key("pencil-sketch", BASE[:16])))
+    assert [a["version"] for a in index["versions"]] == ["v1", "v2"] and index["latest"] == 2
     assert (
-        index["adapters"][0]["files"]["adapter_model.safetensors"]["sha256"]
+        index["versions"][0]["files"]["adapter_model.safetensors"]["sha256"]
         == e1.files["adapter_model.safetensors"].sha256
     )
-    assert index["reservations"] == []
+    # Each version describes itself: version.json names its catalog, series, owner and number.
+    record = json.loads(cat.store.read(f"{e1.key}/version.json"))["entry"]
+    assert (record["catalog_uri"], record["version"], record["concept"]) == (cat.uri, "v1", "pencil-sketch")
+    assert record["owner"] == e1.owner and e1.owner.startswith(("cli:", "k8s:"))
 
     assert [e.version for e in cat.versions("pencil-sketch")] == ["v1", "v2"]
     assert cat.show("pencil-sketch").version == "v2"
@@ -53,7 +56,8 @@ def test_publish_pull_verify_gc_cycle(backend: Backend, tmp_path: Path) -> None:
 
     assert [e.version for e in cat.gc(keep=1).pruned] == ["v1"]
     assert [e.version for e in cat.index()] == ["v2"]
-    assert not [k for k in backend.objects() if "/v1/" in k]
+    # Only the claim stays, holding the number.
+    assert [k for k in backend.objects() if "/v1/" in k] == [f"adapters/{BASE[:16]}/pencil-sketch/v1/claim.json"]
     with pytest.raises(CatalogError, match="no published adapter pencil-sketch v1"):
         cat.pull("pencil-sketch", tmp_path / "gone", version="v1")
 
@@ -68,10 +72,10 @@ def test_identical_content_is_a_noop(backend: Backend, tmp_path: Path) -> None:
     make_adapter(tmp_path / "a", concept="ink", seed=7)
     first = cat.publish(tmp_path / "a", base_digest=BASE, concept="ink")
     before = backend.objects()
-    index_before = cat.store.read("index.json")
+    index_before = cat.store.read(backend.series_key("ink", BASE[:16]))
     again = cat.publish(tmp_path / "a", base_digest=BASE, concept="ink")
     assert again == first
-    assert backend.objects() == before and cat.store.read("index.json") == index_before
+    assert backend.objects() == before and cat.store.read(backend.series_key("ink", BASE[:16])) == index_before
     # Same bytes under another concept are another adapter.
     make_adapter(tmp_path / "b", concept="ink-2", seed=7)
     assert cat.publish(tmp_path / "b", base_digest=BASE, concept="ink-2").version == "v1"
@@ -96,6 +100,7 @@ def test_flipped_byte_is_refused_by_verify_and_pull(backend: Backend, tmp_path: 
 
 def test_refuses_bad_folders_before_writing(backend: Backend, tmp_path: Path) -> None:
     cat = backend.open()
+    before = backend.objects()
     folder = tmp_path / "a"
     make_adapter(folder, seed=4)
 
@@ -128,7 +133,7 @@ def test_refuses_bad_folders_before_writing(backend: Backend, tmp_path: Path) ->
         cat.publish(folder, base_digest="cd" * 32, concept="pencil-sketch")
     with pytest.raises(CatalogError, match="DNS label"):
         cat.publish(folder, base_digest=BASE, concept="../escape")
-    assert backend.objects() == []
+    assert backend.objects() == before
 
 
 def test_progress_objects(backend: Backend) -> None:
@@ -146,7 +151,7 @@ def test_progress_objects(backend: Backend) -> None:
 def test_readers_never_see_a_version_being_uploaded(backend: Backend, tmp_path: Path) -> None:
     cat, reader = backend.open(), backend.open()
     make_adapter(tmp_path / "a", seed=8)
-    upload, seen = cat.store.upload, []
+    upload, seen = cat.store.create_file, []
 
     def upload_and_look(key: str, path: Path) -> None:
         upload(key, path)
@@ -154,9 +159,9 @@ def test_readers_never_see_a_version_being_uploaded(backend: Backend, tmp_path: 
         with pytest.raises(CatalogError, match="no published adapter"):
             reader.pull("pencil-sketch", tmp_path / "early")
 
-    cat.store.upload = upload_and_look
+    cat.store.create_file = upload_and_look
     entry = cat.publish(tmp_path / "a", base_digest=BASE, concept="pencil-sketch")
-    assert seen == [[]] * 4  # four files uploaded (then the manifest), none visible until the index says so
+    assert seen == [[]] * 5  # five files uploaded, none visible until version.json commits them
     assert [e.version for e in reader.index()] == [entry.version]
     assert not (tmp_path / "early").exists()
 

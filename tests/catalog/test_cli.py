@@ -151,3 +151,51 @@ def test_catalog_option_works_after_the_action_too(published: str) -> None:
     assert before == after == 0
     result = _run("ls", "--json", "--catalog", published)
     assert result.returncode == 0 and json.loads(result.stdout), result.stderr
+
+
+def test_init_push_pull_by_digest_and_missing_bucket(
+    moto_s3: S3Server, tmp_path: Path, s3_env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3_env(moto_s3)
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    bucket = f"t-new-{os.getpid()}-{len(moto_s3.buckets)}"
+    uri = f"s3://{bucket}/team"
+    # Only init creates a bucket: any other command on a missing one is one line, exit 2.
+    for args in (["ls"], ["gc"], ["rm", "pencil-sketch", "--all"], ["push", str(tmp_path)]):
+        code, _, err = cli("--catalog", uri, *args)
+        assert code == 2 and err.count("\n") == 1 and "does not exist" in err and "catalog init" in err, err
+    assert bucket not in [b.name for b in moto_s3.client().list_buckets()]
+    code, out, _ = cli("--catalog", uri, "init")
+    assert code == 0 and "guard conditional" in out
+    assert json.loads(moto_s3.client().get_object(bucket, "team/catalog.json").read())["guard"] == "conditional"
+
+    make_adapter(tmp_path / "a", seed=1)
+    code, out, err = cli("--catalog", uri, "push", str(tmp_path / "a"))
+    assert code == 0 and out.startswith("PUBLISHED pencil-sketch v1 "), err
+    digest = out.split()[-1]
+    code, out, _ = cli("--catalog", uri, "pull", f"pencil-sketch@{digest}", str(tmp_path / "pulled"))
+    assert code == 0 and (tmp_path / "pulled" / "adapter_model.safetensors").is_file()
+    code, out, _ = cli("--catalog", uri, "pull", f"{BASE[:16]}/pencil-sketch/v1", str(tmp_path / "by-id"))
+    assert code == 0 and (tmp_path / "by-id" / "manifest.json").is_file()
+    for address, message in (
+        (f"pencil-sketch@sha256:{'0' * 64}", "no version of pencil-sketch has manifest digest"),
+        ("pencil-sketch@sha256:zz", "does not parse: use sha256"),
+    ):
+        code, _, err = cli("--catalog", uri, "pull", address, str(tmp_path / "refused"))
+        assert code == 2 and message in err and err.count("\n") == 1
+        assert not (tmp_path / "refused").exists()
+    code, _, err = cli("--catalog", uri, "show", "pencil-sketch", "--version", "latest")
+    assert code == 2 and "version 'latest' does not parse" in err
+
+    # push refuses, in one line and without writing, a manifest listing a missing file.
+    make_adapter(tmp_path / "b", seed=2)
+    (tmp_path / "b" / "model.onnx").unlink()
+    before = moto_s3.object_names(bucket)
+    code, _, err = cli("--catalog", uri, "push", str(tmp_path / "b"))
+    assert code == 2 and "model.onnx is listed in manifest.json but missing" in err and err.count("\n") == 1
+    assert moto_s3.object_names(bucket) == before

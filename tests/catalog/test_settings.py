@@ -69,7 +69,7 @@ def test_secrets_never_printed(tmp_path: Path) -> None:
     for text in (repr(settings), str(settings), settings.model_dump_json()):
         assert SECRET not in text and "AKIAVISIBLE" not in text
     cat = open_catalog("s3://bucket-x/p", settings=settings)
-    assert cat.store.client._base_url.region == "us-east-1"  # region always passed: no location lookups
+    assert cat.store.client.meta.region_name == "us-east-1"  # region always passed: no location lookups
     with pytest.raises(CatalogError) as info:
         cat.index()  # nothing listens on port 9
     assert "cannot reach http://127.0.0.1:9" in str(info.value) and SECRET not in str(info.value)

@@ -287,7 +287,7 @@ def _distill(
     entry = None
     if publish:
         progress.stage("Publishing", f"to {uri}")
-        entry = catalog.publish(out, base_digest=base_digest, concept=spec.concept)
+        entry = catalog.publish(out, base_digest=base_digest, concept=spec.concept, keep_versions=spec.catalog.keep_versions)
         progress.update(result=_entry_dict(entry))
     progress.stage("Done", f"PSNR {metrics['psnr']:.2f} dB (base {metrics['base_psnr']:.2f} dB)")
     return DistillResult(folder=out, manifest=manifest, entry=entry)

@@ -66,7 +66,7 @@ def open_s3_store(uri: str, settings: S3Settings | None = None) -> S3Store:
 def object_exists(store: S3Store, key: str) -> bool:
     try:
         with s3_errors("checking", store.uri_of(key), store.settings.url):
-            store.client.stat_object(store.bucket, store._name(key))
+            store.client.head_object(Bucket=store.bucket, Key=store._name(key))
         return True
     except MissingObject:
         return False
