@@ -150,7 +150,8 @@ def decode(data: bytes, name: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(
-            f"{name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the file as UTF-8"
+            f"{name}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {data[: exc.start].count(10) + 1}, "
+            f"offset {exc.start}); save the file as UTF-8"
         ) from None
 
 
