@@ -170,11 +170,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix=f"e2gan-{spec.concept}-"))
     with job_output(work / "logs", verbose=args.verbose) as terminal:
         console = console_for(terminal.out, json_only=args.json)
+        console.watch_steps(work / "steps.json", spec.training.steps)
         use_console(console)
         try:
             result = _run_distill(spec, args, work, terminal)
         finally:
-            console.close()
+            console.finish()
             use_console(None)
         summary = _summary_json(result)
         if args.json:

@@ -91,7 +91,7 @@ def test_caps_encoding_and_paths(tmp_path):
     refused(["distill", write(tmp_path, GOOD + "#" * MAX_BYTES), "--check"], "larger than 1 MiB")
     refused(["distill", write(tmp_path, b"concept: caf\xe9\nprompt: x\n"), "--check"], "not UTF-8", "0xe9 on line 1")
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefg", "bcdefgh")
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True)
     )
     refused(["distill", write(tmp_path, bomb), "--check"], "aliases")
     refused(["distill", write(tmp_path, "a: &a [*a]\n"), "--check"], "spec.yaml")
@@ -118,8 +118,8 @@ def test_weights_and_source_paths_are_checked(tmp_path):
             "base.weights: /etc/passwd is not a safetensors file", ".safetensors")
     refused(["distill", write(tmp_path, GOOD + f"base:\n  weights: {tmp_path}\n"), "--check"], "base.weights", "folder")
     refused(["distill", write(tmp_path, GOOD + "base:\n  weights: /dev/null\n"), "--check"], "base.weights", "device")
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     save_file({"w": np.zeros(2, dtype=np.float32)}, str(tmp_path / "other.safetensors"))
     refused(["distill", write(tmp_path, GOOD + f"base:\n  weights: {tmp_path / 'other.safetensors'}\n"), "--check"],

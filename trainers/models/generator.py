@@ -33,8 +33,11 @@ class GeneratorConfig:
 
 
 def _norm(channels: int) -> nn.Module:
-    # InstanceNorm (pix2pix's choice) keeps batch size 1 and ONNX export simple.
-    return nn.InstanceNorm2d(channels, affine=True)
+    # Instance norm (pix2pix's choice) keeps batch size 1 and ONNX export simple. Written as
+    # GroupNorm with one group per channel: the same function and the same weights
+    # (weight, bias), but exported without the legacy exporter's "instance_norm is set to
+    # train=True" warning (an InstanceNorm2d without running stats always looks "training").
+    return nn.GroupNorm(channels, channels, affine=True)
 
 
 class ConvNormAct(nn.Module):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger("e2gan")
@@ -30,7 +31,36 @@ class Console:
         self._stage_started = self.started
         self.best_psnr: float | None = None
         self.state: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        # Fine-tune steps: Ray Train's controller writes the last step here (train_callbacks).
+        self.steps_file: Path | None = None
+        self.steps_total: int | None = None
+        self._poller: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    def watch_steps(self, path: Path, total: int) -> None:
+        """Poll `path` for fine-tune steps while the Training stage runs."""
+        self.steps_file, self.steps_total = path, total
+        self._poller = threading.Thread(target=self._poll_steps, name="e2gan-steps", daemon=True)
+        self._poller.start()
+
+    def _poll_steps(self) -> None:
+        from trainers.pipeline.train_progress import read_step
+
+        last = None
+        while not self._closed.wait(1.0):
+            if self.current != "Training" or self.steps_file is None:
+                continue
+            step = read_step(self.steps_file)
+            if step is not None and step != last:
+                last = step
+                self.update({**self.state, "stepsDone": step, "stepsTotal": self.steps_total})
+
+    def finish(self) -> None:
+        self._closed.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        self.close()
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -146,7 +176,9 @@ class LiveConsole(Console):
         if name == "Done":
             return
         self.print(f"• {_clock(self.elapsed())} {name}{': ' + message if message else ''}")
-        self.live.reset(self.task, description=name, total=None, completed=0, note="")
+        # A fresh task per stage (still one line): its clock, count and ETA start at zero.
+        self.live.remove_task(self.task)
+        self.task = self.live.add_task(name, total=None, note="")
 
     def show_progress(self, state: dict[str, Any]) -> None:
         counts = _counts(state, self.current)
@@ -155,6 +187,7 @@ class LiveConsole(Console):
         done, total = counts
         note = f"best {self.best_psnr:.2f} dB" if self.current == "Searching" and self.best_psnr is not None else ""
         self.live.update(self.task, total=total, completed=done, note=note)
+        self.live.refresh()
 
     def close(self) -> None:
         self.live.stop()
@@ -165,6 +198,16 @@ class SilentConsole(Console):
 
 
 _CONSOLE: Console | None = None
+
+
+def train_callbacks() -> list[Any]:
+    """Ray Train callbacks the console asks for: fine-tune steps (none without a console)."""
+    console = _CONSOLE
+    if console is None or console.steps_file is None:
+        return []
+    from trainers.pipeline.train_progress import StepFile
+
+    return [StepFile(str(console.steps_file))]
 
 
 def use_console(console: Console | None) -> None:
@@ -225,5 +268,6 @@ __all__ = [
     "SilentConsole",
     "console_for",
     "current_console",
+    "train_callbacks",
     "use_console",
 ]
