@@ -171,6 +171,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     with job_output(work / "logs", verbose=args.verbose) as terminal:
         console = console_for(terminal.out, json_only=args.json)
         console.watch_steps(work / "steps.json", spec.training.steps)
+        console.stage("Starting", "loading torch and Ray")
         use_console(console)
         try:
             result = _run_distill(spec, args, work, terminal)

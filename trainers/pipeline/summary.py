@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainers.pipeline.progress import STAGES, Console
+from trainers.pipeline.progress import Console
 
 
 def _interval(metrics: dict[str, Any]) -> tuple[float, float] | None:
@@ -36,7 +36,7 @@ def summary_lines(result: Any, console: Console, log_path: Path | None) -> list[
         psnr += f" (95% interval {ci[0]:.2f}–{ci[1]:.2f})"
     psnr += f", base alone {float(metrics['base_psnr']):.2f} dB; SSIM {float(metrics['ssim']):.3f}"
     ranks = ", ".join(f"{layer} {rank}" for layer, rank in m.ranks.items())
-    seconds = " · ".join(f"{stage} {console.stage_seconds[stage]:.0f}" for stage in STAGES if stage in console.stage_seconds)
+    seconds = " · ".join(f"{stage} {secs:.0f}" for stage, secs in console.stage_seconds.items())
     folder = Path(result.folder)
     lines = [
         head,
