@@ -158,8 +158,6 @@ def describe(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
             "less_than": f"must be below {bound}",
             "less_than_equal": f"is above {bound}",
         }[kind]
-        if kind in ("greater_than", "less_than"):
-            return f"{where}: {show(value)} {words}{like}"
         return f"{where}: {show(value)} {words}{like}"
     if kind in ("string_too_long", "too_long"):
         limit = ctx.get("max_length")
@@ -168,6 +166,8 @@ def describe(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
         return f"{where}: {size} {what}, at most {limit} are allowed{like}"
     if kind in ("string_too_short", "too_short"):
         what = "characters" if kind == "string_too_short" else "items"
+        if ctx.get("min_length") == 1:
+            return f"{where}: is empty{like}"
         return f"{where}: needs at least {ctx.get('min_length')} {what}{like}"
     if kind == "string_pattern_mismatch":
         return f"{where}: {show(value)} is not in the expected form{like}"
@@ -178,6 +178,8 @@ def describe(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
     if kind == "finite_number":
         return f"{where}: {show(value)} is not a finite number{like}"
     if kind in _EXPECTED:
+        if kind == "bool_type":
+            like = ""  # "true or false" is the example
         return f"{where}: {show(value)} is {_kind(value)}, expected {_EXPECTED[kind]}{like}"
     msg = re.sub(r"^(Value|Assertion) error, ", "", str(err.get("msg", "")))
     if not where or re.match(r"^[a-z][A-Za-z]*(\.[a-zA-Z]+)+\b", msg):

@@ -139,3 +139,24 @@ def test_the_table_covers_every_kind_and_both_verdicts() -> None:
     assert {(kind, expected) for _, kind, _, expected in TABLE} == {
         (k, v) for k in MODELS for v in (ACCEPT, REFUSE)
     }
+
+
+@pytest.mark.parametrize(
+    ("patch", "line"),
+    [
+        ({"data": {"keepFraction": 1.5}}, "data.keepFraction: 1.5 is above 1 — use a fraction like 0.4"),
+        ({"suspend": "true"}, 'suspend: "true" is a string, expected a boolean (true or false, without quotes)'),
+        ({"resources": {"workers": True}},
+         "resources.workers: true is a boolean, expected an integer (digits, without quotes) — use a value like 1"),
+        ({"training": {"steps": 0}}, "training.steps: 0 is below 1 — use a value like 300"),
+        ({"search": {"ranks": [0]}}, "search.ranks.0: 0 is below 1 — use a value like 4"),
+        ({"teachr": {}}, "teachr: unknown field; did you mean teacher?"),
+        ({"prompt": ""}, "prompt: is empty — use a value like 'turn the photo into a pencil sketch'"),
+        ({"deletionPolicy": "Shred"}, "deletionPolicy: \"Shred\" is not one of 'Retain' or 'Delete'"),
+        ({"training": {"learningRate": 0}}, "training.learningRate: 0 must be above 0 — use a value like 0.002"),
+    ],
+)
+def test_refusals_name_the_field_the_problem_and_a_good_value(patch: dict[str, Any], line: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec_bytes(yaml.safe_dump({**GOOD, **patch}).encode())
+    assert str(info.value) == line
