@@ -67,9 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--inception", help="ONNX Inception feature extractor for FID/KID (otherwise reported unavailable)")
     d.add_argument("--no-publish", action="store_true", help="build and check the adapter but do not publish it")
     d.add_argument("--check", action="store_true", help="check the spec and the paths it names, then exit (no training)")
-    shown = d.add_mutually_exclusive_group()
-    shown.add_argument("-v", "--verbose", action="store_true", help="show Ray's, Tune's and the workers' output live")
-    shown.add_argument("--json", action="store_true", help="print only the final JSON summary line (for scripts)")
+    d.add_argument("-v", "--verbose", action="store_true",
+                   help="show Ray's, Tune's and the workers' output live (with --json: on stderr)")
+    d.add_argument("--json", action="store_true", help="print only the final JSON summary line on stdout (for scripts)")
 
     b = sub.add_parser(
         "base",
@@ -168,7 +168,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from trainers.pipeline.summary import summary_lines
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix=f"e2gan-{spec.concept}-"))
-    with job_output(work / "logs", verbose=args.verbose) as terminal:
+    with job_output(work / "logs", verbose=args.verbose, json_only=args.json) as terminal:
         console = console_for(terminal.out, json_only=args.json)
         console.watch_steps(work / "steps.json", spec.training.steps)
         console.stage("Starting", "loading torch and Ray")

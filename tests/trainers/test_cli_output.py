@@ -147,3 +147,20 @@ def test_verbose_leaves_output_alone(tmp_path):
     with job_output(tmp_path / "logs", verbose=True) as terminal:
         assert terminal.log_path is None and terminal.out is sys.stdout
     assert not (tmp_path / "logs").exists()
+
+
+def test_verbose_json_keeps_stdout_for_the_json_line(tmp_path):
+    """A RayJob's pod log: the job's output on stderr, nothing but JSON on stdout."""
+    script = (
+        "import os\n"
+        "from pathlib import Path\n"
+        "from trainers.pipeline.quiet import job_output\n"
+        f"with job_output(Path({str(tmp_path)!r}), verbose=True, json_only=True) as t:\n"
+        "    print('ray chatter'); os.write(1, b'core chatter\\n')\n"
+        "    t.out.write('{\"psnr\": 21.5}\\n')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '{"psnr": 21.5}\n'
+    assert "ray chatter" in result.stderr and "core chatter" in result.stderr

@@ -31,8 +31,25 @@ class Terminal:
 
 
 @contextlib.contextmanager
-def job_output(logs: Path, *, verbose: bool) -> Iterator[Terminal]:
-    """Send fds 1 and 2 to `logs/e2gan.log` for the block (unless `verbose`)."""
+def job_output(logs: Path, *, verbose: bool, json_only: bool = False) -> Iterator[Terminal]:
+    """Send fds 1 and 2 to `logs/e2gan.log` for the block.
+
+    `verbose`: leave them alone. `verbose` and `json_only` (a RayJob's pod log): the job's
+    output goes to stderr, so stdout carries nothing but the final JSON line.
+    """
+    if verbose and json_only:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        out = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb", buffering=0), write_through=True, line_buffering=True)
+        os.dup2(2, 1)
+        try:
+            yield Terminal(out, sys.stderr, None)
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            out.close()
+        return
     if verbose:
         yield Terminal(sys.stdout, sys.stderr, None)
         return
