@@ -164,3 +164,27 @@ def test_verbose_json_keeps_stdout_for_the_json_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == '{"psnr": 21.5}\n'
     assert "ray chatter" in result.stderr and "core chatter" in result.stderr
+
+
+def test_known_warnings_are_fixed_at_their_source(tmp_path):
+    """Read-only arrays (Ray's object store) and the ONNX export of instance norm: no warning."""
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from trainers.data.convert import to_tensor
+    from trainers.export.onnx import export_onnx
+    from trainers.models.generator import ConceptGenerator, E2GANGenerator, GeneratorConfig
+
+    frozen = np.zeros((2, 8, 8, 3), dtype=np.uint8)
+    frozen.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert to_tensor(frozen).shape == (2, 3, 8, 8)
+    model = E2GANGenerator(GeneratorConfig(width=8, text_dim=8, heads=2, res_blocks=2)).eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_onnx(ConceptGenerator(model, torch.zeros(8)), tmp_path / "g.onnx", 16)
+    shown = [w for w in caught if not issubclass(w.category, DeprecationWarning)]  # hidden by default
+    assert shown == [], [str(w.message)[:120] for w in shown]
