@@ -145,7 +145,9 @@ def describe(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
     if kind == "extra_forbidden":
         import difflib
 
-        close = difflib.get_close_matches(str(loc[-1]) if loc else "", _known_fields(model, loc), n=1)
+        if loc:  # the unknown key as written (snake_case too), its parents in camelCase
+            where = ".".join(filter(None, [field_path(loc[:-1]), str(loc[-1])]))
+        close = difflib.get_close_matches(str(loc[-1]) if loc else "", _known_fields(model, loc), n=1, cutoff=0.5)
         hint = f"did you mean {close[0]}?" if close else "remove it or check its spelling"
         return f"{where}: unknown field; {hint}"
     if kind == "missing":

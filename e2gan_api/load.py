@@ -243,8 +243,8 @@ def spec_dict(document: object, kind: str) -> dict:
 def validate(document: Any, model: type[SpecT]) -> SpecT:
     kind = next(k for k, m in KIND_MODELS.items() if m is model)
     spec = spec_dict(document, kind)
-    try:
-        return model.model_validate(spec)
+    try:  # wire names only (camelCase), as the CRD declares them; Python code may use either
+        return model.model_validate(spec, by_name=False)
     except ValidationError as exc:
         raise SpecError(first_error(exc, model)) from None
     except (ValueError, TypeError, RecursionError) as exc:  # a validator's own refusal

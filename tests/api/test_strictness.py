@@ -66,6 +66,8 @@ TABLE: list[tuple[str, str, dict[str, Any], bool]] = [
     ("quantity with a final newline", "ConceptAdapter", {**GOOD, "resources": {"memoryPerWorker": "8Gi\n"}}, REFUSE),
     ("unknown field", "ConceptAdapter", {**GOOD, "colour": "blue"}, REFUSE),
     ("unknown nested field", "ConceptAdapter", {**GOOD, "training": {"stepz": 3}}, REFUSE),
+    ("Python name instead of the wire name", "ConceptAdapter", {**GOOD, "data": {"keep_fraction": 0.4}}, REFUSE),
+    ("Python name at the top", "ConceptAdapter", {**GOOD, "deletion_policy": "Retain"}, REFUSE),
     ("lower-case enum", "ConceptAdapter", {**GOOD, "deletionPolicy": "retain"}, REFUSE),
     ("huge integer", "ConceptAdapter", {**GOOD, "training": {"steps": 10**30}}, REFUSE),
     ("mapping for an object's scalar", "ConceptAdapter", {**GOOD, "data": 5}, REFUSE),
@@ -104,7 +106,7 @@ def api_verdict(api: tuple[KubeApi, str], kind: str, spec: dict[str, Any]) -> tu
 
 def model_verdict(kind: str, spec: dict[str, Any]) -> bool:
     try:
-        MODELS[kind].model_validate(spec)
+        MODELS[kind].model_validate(spec, by_name=False)  # documents carry wire names only
     except ValidationError:
         return False
     return True
@@ -151,6 +153,7 @@ def test_the_table_covers_every_kind_and_both_verdicts() -> None:
         ({"training": {"steps": 0}}, "training.steps: 0 is below 1 — use a value like 300"),
         ({"search": {"ranks": [0]}}, "search.ranks.0: 0 is below 1 — use a value like 4"),
         ({"teachr": {}}, "teachr: unknown field; did you mean teacher?"),
+        ({"data": {"keep_fraction": 0.4}}, "data.keep_fraction: unknown field; did you mean keepFraction?"),
         ({"prompt": ""}, "prompt: is empty — use a value like 'turn the photo into a pencil sketch'"),
         ({"deletionPolicy": "Shred"}, "deletionPolicy: \"Shred\" is not one of 'Retain' or 'Delete'"),
         ({"training": {"learningRate": 0}}, "training.learningRate: 0 must be above 0 — use a value like 0.002"),
