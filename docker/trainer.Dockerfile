@@ -45,6 +45,7 @@ RUN pip install --no-cache-dir "./[trainer]" \
         "numpy==2.4.6" \
         "pillow==13.0.0" \
         "tqdm==4.70.1" \
+        "rich==15.0.0" \
         "onnx==1.23.2" \
         "onnxscript==0.7.2" \
         "onnxruntime==1.32.0" \

@@ -10,10 +10,14 @@ generated schema refuses hostile values before any code runs.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+import types
+import typing
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+from e2gan_api.errors import first_error as first_error  # re-exported: callers import it from here
 
 # The E2GAN generator down-samples by 2**DOWNSAMPLINGS; every resolution must divide.
 DOWNSAMPLINGS = 3
@@ -29,9 +33,81 @@ CATALOG_URI_PATTERN = (
 
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=NAME_PATTERN)]
 
+# Prompts: not blank, no control characters but tab and newline (C0, DEL, C1), no bidi
+# overrides or isolates (they hide text from reviewers). The CRD's `pattern` is RE2 (what
+# the API server runs) and spells code points \x{..}; pydantic checks the same ranges with
+# Python's re, which spells them \U........: one table, two spellings, nothing literal.
+_PROMPT_BANNED = ((0x00, 0x08), (0x0B, 0x1F), (0x7F, 0x9F), (0x202A, 0x202E), (0x2066, 0x2069))
+# Unicode White_Space outside the banned ranges: a prompt needs one character that is not.
+_PROMPT_BLANKS = ((0x09, 0x0A), (0x20, 0x20), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
+                  (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000))
+
+
+def _prompt_pattern(spell: str) -> str:
+    def ranges(table: tuple[tuple[int, int], ...]) -> str:
+        return "".join(spell.format(lo) + ("" if lo == hi else "-" + spell.format(hi)) for lo, hi in table)
+
+    banned = ranges(_PROMPT_BANNED)
+    return f"^[^{banned}]*[^{banned}{ranges(_PROMPT_BLANKS)}][^{banned}]*$"
+
+
+PROMPT_PATTERN = _prompt_pattern("\\x{{{:X}}}")  # RE2, in the CRD
+_PROMPT_RE = re.compile(_prompt_pattern("\\U{:08X}"))
+_PROMPT_BANNED_RE = re.compile("[" + "".join(f"\\U{lo:08X}-\\U{hi:08X}" for lo, hi in _PROMPT_BANNED) + "]")
+
+
+def _prompt_rule(value: str) -> str:
+    """The same rule as PROMPT_PATTERN, with a message that says what is wrong."""
+    if _PROMPT_RE.fullmatch(value):
+        return value
+    bad = _PROMPT_BANNED_RE.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"contains the control character U+{ord(bad.group()):04X} at position {bad.start()} (only tab and "
+            "newline are allowed, and no bidi overrides); write the instruction as plain text"
+        )
+    raise ValueError("is blank; write the edit instruction, for example 'turn the photo into a pencil sketch'")
+
+
+Prompt = Annotated[
+    str,
+    Field(min_length=1, max_length=1000, json_schema_extra={"pattern": PROMPT_PATTERN}),
+    AfterValidator(_prompt_rule),
+]
+
+
+def _bare(annotation: Any) -> Any:
+    """`int` for `Annotated[int, ...]`, unchanged otherwise."""
+    return typing.get_args(annotation)[0] if typing.get_origin(annotation) is Annotated else annotation
+
+
+def _nullable(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(
+        annotation
+    )
+
+
+def _as_api_server(value: Any, annotation: Any) -> Any:
+    """An integral float given for an integer: the API server accepts `3.0` for an integer
+    field (kube-openapi's type check, and kubectl's YAML to JSON already writes `3`)."""
+    annotation = _bare(annotation)
+    if annotation is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if typing.get_origin(annotation) is list and isinstance(value, list):
+        (item,) = typing.get_args(annotation) or (Any,)
+        return [_as_api_server(v, item) for v in value]
+    return value
+
 
 class SpecModel(BaseModel):
-    """Base: camelCase aliases, unknown fields refused, values checked on assignment."""
+    """Base: camelCase aliases, unknown fields refused, values checked on assignment.
+
+    Strict, like the API server with the generated CRD: no string for a number or a
+    boolean, no number for a string, no boolean for an integer (a float field takes an
+    integer, as a CRD `number` does). Two API-server rules are applied before validation
+    so both doors admit the same documents: `null` for a field that is not nullable is
+    dropped (the server prunes it, then defaults), and an integral float is an integer.
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -39,7 +115,27 @@ class SpecModel(BaseModel):
         extra="forbid",
         validate_assignment=True,
         frozen=False,
+        strict=True,
+        allow_inf_nan=False,  # JSON (the API server's wire) has no NaN or infinity
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _like_the_api_server(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = {}
+        for key, value in data.items():
+            field = cls.model_fields.get(key) if isinstance(key, str) else None
+            if field is None and isinstance(key, str):
+                field = next((f for f in cls.model_fields.values() if f.alias == key), None)
+            if field is None:
+                out[key] = value  # unknown: refused by extra="forbid", with its name
+            elif value is None and not _nullable(field.annotation):
+                continue  # pruned by the API server; the default applies
+            else:
+                out[key] = _as_api_server(value, field.annotation)
+        return out
 
 
 class BaseModelRef(SpecModel):
@@ -340,9 +436,7 @@ class ConceptAdapterSpec(SpecModel):
             ]
         },
     )
-    prompt: str = Field(
-        min_length=1, max_length=1000, description="edit instruction given to teacher and student"
-    )
+    prompt: Prompt = Field(description="edit instruction given to teacher and student")
     base: BaseModelRef = Field(default_factory=BaseModelRef)
     teacher: TeacherSpec = Field(default_factory=TeacherSpec)
     data: DataSpec = Field(default_factory=DataSpec)
@@ -370,7 +464,7 @@ class BaseConceptSpec(SpecModel):
     """One concept the base model is trained on."""
 
     concept: Name = Field(description="concept id, a DNS label; also the procedural teacher's default name")
-    prompt: str = Field(min_length=1, max_length=1000, description="edit instruction for this concept")
+    prompt: Prompt = Field(description="edit instruction for this concept")
     teacher: TeacherSpec = Field(default_factory=TeacherSpec)
 
 
@@ -387,16 +481,3 @@ class ConceptBaseSpec(SpecModel):
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     width: int = Field(default=32, ge=8, le=256, description="generator base channel width")
     text_dim: int = Field(default=384, ge=8, le=4096, description="text embedding size")
-
-
-def first_error(exc: Exception) -> str:
-    """One line naming the field and the fix, from a pydantic ValidationError."""
-    errors = getattr(exc, "errors", None)
-    if not callable(errors):
-        return str(exc)
-    err = errors()[0]
-    loc = ".".join(to_camel(str(p)) if isinstance(p, str) else str(p) for p in err["loc"])
-    msg = re.sub(r"^Value error, ", "", err["msg"])
-    if err["type"] == "extra_forbidden":
-        return f"{loc}: unknown field; remove it or check its spelling"
-    return f"{loc}: {msg}" if loc else msg

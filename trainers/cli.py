@@ -2,12 +2,14 @@
 
 Every refusal (bad spec, missing images or weights, unreachable catalog) is one line on
 stderr naming the field and the fix, exit code 2, and nothing written to the catalog.
+`e2gan distill` is quiet: one live display (plain lines when not on a terminal), then a
+short summary; Ray's own output goes to WORK_DIR/logs/ (`--verbose` shows it, `--json`
+prints only the final JSON line).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import sys
@@ -23,11 +25,23 @@ ConceptAdapter manifest works too. The smallest spec:
 Defaults: the built-in base, a procedural teacher named after the concept, 96 pairs
 from built-in scenes at 64 px, 50% kept by k-means, 4 rank patterns searched 2 at a
 time, 300 fine-tune steps. See examples/concepts/ and `kubectl explain conceptadapter.spec`.
+
+The embedded default (a few minutes on a laptop CPU, no weights, no network), then its
+adapter on your own image:
+
+  e2gan distill examples/embedded/pencil-sketch.yaml --catalog ./adapter-catalog
+  e2gan catalog pull pencil-sketch ./adapter --catalog ./adapter-catalog && e2gan apply ./adapter photo.jpg
+
+Check a spec without training: e2gan distill SPEC.yaml --check
 """
 
 
 class UsageError(Exception):
     """Refused input: printed as one line, exit code 2."""
+
+
+class JobFailed(Exception):
+    """The job failed after it started (not the input's fault): one line, exit code 1."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--progress-key", help="write progress to the catalog under this key (used by the operator)")
     d.add_argument("--inception", help="ONNX Inception feature extractor for FID/KID (otherwise reported unavailable)")
     d.add_argument("--no-publish", action="store_true", help="build and check the adapter but do not publish it")
+    d.add_argument("--check", action="store_true", help="check the spec and the paths it names, then exit (no training)")
+    d.add_argument("-v", "--verbose", action="store_true",
+                   help="show Ray's, Tune's and the workers' output live (with --json: on stderr)")
+    d.add_argument("--json", action="store_true", help="print only the final JSON summary line on stdout (for scripts)")
 
     b = sub.add_parser(
         "base",
@@ -95,61 +113,35 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _spec_from_b64(text: str, model, kind: str):
-    from e2gan_api.load import SpecError, spec_dict
-    from e2gan_api.spec import first_error
+def _read_spec(path: str | None, spec_b64: str | None, model, command: str):
+    """The spec from --spec-json-b64, a file or stdin ('-'), or UsageError with one line."""
+    from e2gan_api.load import MAX_BYTES, SpecError, load_spec, load_spec_b64, load_spec_bytes
 
     try:
-        document = json.loads(base64.b64decode(text, validate=True))
-    except ValueError as exc:
-        raise SpecError("--spec-json-b64: not base64-encoded JSON") from exc
-    try:
-        return model.model_validate(spec_dict(document, kind))
-    except SpecError:
-        raise
-    except ValueError as exc:
-        raise SpecError(first_error(exc)) from exc
+        if spec_b64:
+            return load_spec_b64(spec_b64, model)
+        if not path:
+            raise UsageError(f"{command}: give a spec file (or --spec-json-b64); see `e2gan {command} --help`")
+        if path == "-":  # read at most the cap, never a temp file
+            return load_spec_bytes(sys.stdin.buffer.read(MAX_BYTES + 1), model, "stdin")
+        return load_spec(path, model)
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _load_adapter_spec(args: argparse.Namespace):
-    from e2gan_api.load import SpecError, load_spec
     from e2gan_api.spec import ConceptAdapterSpec
+    from trainers.preflight import InputError, check_adapter_inputs
 
-    if args.spec_json_b64:
-        try:
-            return _spec_from_b64(args.spec_json_b64, ConceptAdapterSpec, "ConceptAdapter")
-        except SpecError as exc:
-            raise UsageError(str(exc)) from exc
-    if not args.spec:
-        raise UsageError("distill: give a spec file (or --spec-json-b64); see `e2gan distill --help`")
-    path = args.spec
-    if path == "-":
-        import tempfile
-
-        tmp = Path(tempfile.mkstemp(suffix=".yaml")[1])
-        tmp.write_text(sys.stdin.read())
-        path = tmp
+    spec = _read_spec(args.spec, args.spec_json_b64, ConceptAdapterSpec, "distill")
     try:
-        return load_spec(path, ConceptAdapterSpec)
-    except SpecError as exc:
-        raise UsageError(str(exc)) from exc
+        check_adapter_inputs(spec, catalog=args.catalog, work_dir=args.work_dir, inception=args.inception)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    return spec
 
 
-def cmd_distill(args: argparse.Namespace) -> int:
-    spec = _load_adapter_spec(args)
-    from trainers.pipeline.distill import JobError, distill
-
-    try:
-        result = distill(
-            spec,
-            catalog_uri=args.catalog,
-            work_dir=args.work_dir,
-            progress_key=args.progress_key,
-            inception=args.inception,
-            publish=not args.no_publish,
-        )
-    except JobError as exc:
-        raise UsageError(str(exc)) from exc
+def _summary_json(result) -> dict:
     m = result.manifest
     summary = {
         "concept": m.concept,
@@ -162,26 +154,80 @@ def cmd_distill(args: argparse.Namespace) -> int:
         "adapter_bytes": m.metrics.get("adapter_bytes"),
         "folder": str(result.folder),
     }
+    for key in ("psnr_ci_low", "psnr_ci_high"):
+        if m.metrics.get(key) is not None:
+            summary[key] = round(float(m.metrics[key]), 3)
     if result.entry is not None:
-        entry = result.entry
-        summary["version"] = getattr(entry, "version", None)
-        summary["uri"] = getattr(entry, "uri", None)
-    print(json.dumps(summary))
+        summary["version"] = getattr(result.entry, "version", None)
+        summary["uri"] = getattr(result.entry, "uri", None)
+    return summary
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    import tempfile
+
+    spec = _load_adapter_spec(args)
+    if args.check:
+        print(f"e2gan: {spec.concept}: the spec and the paths it names are usable")
+        return 0
+    from trainers.pipeline.progress import console_for, use_console
+    from trainers.pipeline.quiet import job_output
+    from trainers.pipeline.summary import summary_lines
+
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix=f"e2gan-{spec.concept}-"))
+    with job_output(work / "logs", verbose=args.verbose, json_only=args.json) as terminal:
+        console = console_for(terminal.out, json_only=args.json)
+        console.watch_steps(work / "steps.json", spec.training.steps)
+        console.stage("Starting", "loading torch and Ray")
+        use_console(console)
+        try:
+            result = _run_distill(spec, args, work, terminal)
+        finally:
+            console.finish()
+            use_console(None)
+        summary = _summary_json(result)
+        if args.json:
+            terminal.out.write(json.dumps(summary) + "\n")
+        else:
+            for line in summary_lines(result, console, terminal.log_path):
+                terminal.out.write(line + "\n")
+        terminal.out.flush()
     return 0
 
 
+def _run_distill(spec, args: argparse.Namespace, work: Path, terminal):
+    """distill(), with refusals as UsageError and any other failure as one line plus the log."""
+    from trainers.pipeline.distill import JobError, distill
+
+    try:
+        return distill(
+            spec,
+            catalog_uri=args.catalog,
+            work_dir=work,
+            progress_key=args.progress_key,
+            inception=args.inception,
+            publish=not args.no_publish,
+        )
+    except JobError as exc:
+        raise UsageError(str(exc)) from None
+    except Exception as exc:
+        if terminal.log_path is None:
+            raise  # --verbose: the traceback is the detail
+        import traceback
+
+        traceback.print_exc()  # into the log (fd 2 points there)
+        detail = " ".join(str(exc).split())[:200]
+        raise JobFailed(f"distill failed: {type(exc).__name__}: {detail} (details in {terminal.log_path})") from None
+
+
 def cmd_base(args: argparse.Namespace) -> int:
-    from e2gan_api.load import SpecError, load_spec
     from e2gan_api.spec import ConceptBaseSpec
     from trainers.pipeline.base import default_base_spec, run_base
 
-    try:
-        if args.spec_json_b64:
-            spec = _spec_from_b64(args.spec_json_b64, ConceptBaseSpec, "ConceptBase")
-        else:
-            spec = load_spec(args.spec, ConceptBaseSpec) if args.spec else default_base_spec()
-    except SpecError as exc:
-        raise UsageError(str(exc)) from exc
+    if args.spec or args.spec_json_b64:
+        spec = _read_spec(args.spec, args.spec_json_b64, ConceptBaseSpec, "base")
+    else:
+        spec = default_base_spec()
     if args.steps:
         spec.training.steps = args.steps
     if args.minutes:
@@ -239,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"e2gan: error: {exc}", file=sys.stderr)
         return 2
+    except JobFailed as exc:
+        print(f"e2gan: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("e2gan: interrupted", file=sys.stderr)
         return 130

@@ -26,7 +26,7 @@ def test_camel_case_on_the_wire_snake_case_in_python():
     ("patch", "expected"),
     [
         ({"colour": 1}, "colour: unknown field"),
-        ({"concept": "Bad_Name"}, "concept: String should match pattern"),
+        ({"concept": "Bad_Name"}, "concept: \"Bad_Name\" is not in the expected form — use a value like pencil-sketch"),
         ({"search": {"ranks": [0]}}, "search.ranks.0"),
         ({"data": {"keepFraction": 0}}, "data.keepFraction"),
         ({"training": {"resolution": 100}}, "multiple of 8"),

@@ -18,7 +18,9 @@ def _check_images(images: np.ndarray) -> None:
 def to_tensor(images: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
     """uint8 [N, H, W, 3] -> float32 [N, 3, H, W] in [-1, 1]."""
     _check_images(images)
-    x = torch.from_numpy(np.ascontiguousarray(images))
+    # Arrays from Ray's object store are read-only; torch shares memory and warns about
+    # those, so copy only when the array is not contiguous and writable.
+    x = torch.from_numpy(np.require(images, requirements=["C", "W"]))
     if device is not None:
         # Move the compact uint8 bytes, then convert on the device.
         x = x.to(device)

@@ -30,7 +30,7 @@ def compute_features(images: np.ndarray, features_fn: FeaturesFn, batch_size: in
 
 def pixel_features(images: np.ndarray, grid: int = 8) -> torch.Tensor:
     """Colour layout: each image averaged down to grid x grid x 3 (a cheap fallback)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    x = torch.from_numpy(np.require(images, requirements=["C", "W"])).permute(0, 3, 1, 2).float() / 255.0
     return torch.nn.functional.adaptive_avg_pool2d(x, grid).flatten(1)
 
 

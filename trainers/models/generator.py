@@ -32,9 +32,25 @@ class GeneratorConfig:
         return asdict(self)
 
 
+class InstanceNorm(nn.GroupNorm):
+    """Instance norm with affine weights, as one group per channel.
+
+    The same function and the same state (weight, bias) as nn.InstanceNorm2d(affine=True),
+    but it exports to ONNX without warnings: the legacy exporter flags every InstanceNorm2d
+    without running stats as "set to train=True" in eval mode, and F.group_norm's Python
+    batch-size check is a TracerWarning when traced; torch.group_norm is the same kernel.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, channels, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
 def _norm(channels: int) -> nn.Module:
-    # InstanceNorm (pix2pix's choice) keeps batch size 1 and ONNX export simple.
-    return nn.InstanceNorm2d(channels, affine=True)
+    # Instance norm (pix2pix's choice) keeps batch size 1 and ONNX export simple.
+    return InstanceNorm(channels)
 
 
 class ConvNormAct(nn.Module):

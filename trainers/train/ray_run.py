@@ -29,6 +29,8 @@ def run_torch_trainer(loop: Callable[[dict], None], config: dict, group: WorkerG
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from trainers.pipeline.progress import train_callbacks
+
     trainer = TorchTrainer(
         loop,
         train_loop_config=config,
@@ -43,6 +45,7 @@ def run_torch_trainer(loop: Callable[[dict], None], config: dict, group: WorkerG
             storage_filesystem=group.storage_filesystem,
             checkpoint_config=CheckpointConfig(num_to_keep=group.checkpoints_kept),
             failure_config=FailureConfig(max_failures=0),  # fail fast; a rerun resumes
+            callbacks=train_callbacks(),  # the CLI console's step count (none without one)
         ),
     )
     result = trainer.fit()

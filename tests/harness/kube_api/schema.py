@@ -1,4 +1,4 @@
-"""A CRD version's openAPIV3Schema applied as the API server applies it to custom resources.
+r"""A CRD version's openAPIV3Schema applied as the API server applies it to custom resources.
 
 Order, as in the real server: prune unknown fields (structural pruning), apply defaults,
 validate against the schema (jsonschema Draft 7 after translating the Kubernetes dialect),
@@ -9,7 +9,8 @@ Kubernetes extensions honoured: `x-kubernetes-preserve-unknown-fields`,
 `x-kubernetes-embedded-resource`, `x-kubernetes-int-or-string`, `nullable`,
 `x-kubernetes-list-type: map` with `x-kubernetes-list-map-keys` (to pair list items with
 their old versions for transition rules) and draft-4 style boolean `exclusiveMinimum`.
-`format` is not checked.
+`format` is not checked. `pattern` is RE2 on the API server: its `\x{...}` code points,
+`\z` and end-anchoring `$` are translated to Python's spelling (`re2_to_python`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,46 @@ def _type_name(value: Any) -> str:
     return "object"
 
 
+def re2_to_python(pattern: str) -> str:
+    r"""An RE2 (Go regexp) pattern in Python's `re` spelling.
+
+    Two differences matter for CRD patterns: RE2 writes code points as `\x{202A}` (Python:
+    `\U0000202A`), and RE2's `$` (and `\z`) match only at the very end of the text, where
+    Python's `$` also matches before a final newline (so `^[a-z]+$` would admit "abc\n").
+    """
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if nxt == "x" and pattern.startswith("{", i + 2):
+                end = pattern.find("}", i + 3)
+                if end != -1:
+                    try:
+                        out.append(f"\\U{int(pattern[i + 3:end], 16):08X}")
+                        i = end + 1
+                        continue
+                    except ValueError:
+                        pass
+            out.append("\\Z" if nxt == "z" and not in_class else pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]" or out[-1] in ("[", "[^")
+        elif ch == "[":
+            in_class = True
+            if pattern.startswith("[^", i):
+                out.append("[^")
+                i += 2
+                continue
+        elif ch == "$":
+            ch = "\\Z"
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def to_jsonschema(schema: dict[str, Any]) -> dict[str, Any]:
     """Translate a Kubernetes structural schema node into plain JSON Schema (Draft 7)."""
     out: dict[str, Any] = {}
@@ -64,6 +105,8 @@ def to_jsonschema(schema: dict[str, Any]) -> dict[str, Any]:
             out[key] = to_jsonschema(value)
         elif key in ("allOf", "anyOf", "oneOf"):
             out[key] = [to_jsonschema(sub) for sub in value]
+        elif key == "pattern" and isinstance(value, str):
+            out[key] = re2_to_python(value)
         elif key not in ("exclusiveMinimum", "exclusiveMaximum"):
             out[key] = value
     # Draft-4 style booleans (OpenAPI v3.0) become Draft 7 numeric bounds.
@@ -128,7 +171,7 @@ def check_structure(node: Any, path: str = "openAPIV3Schema") -> list[str]:
         problems.append(f"{path}.enum: must be a list")
     if "pattern" in node:
         try:
-            re.compile(node["pattern"])
+            re.compile(re2_to_python(node["pattern"]))
         except (re.error, TypeError) as exc:
             problems.append(f"{path}.pattern: Invalid value: {node['pattern']!r}: {exc}")
     return problems
@@ -213,15 +256,20 @@ class StructuralSchema:
         for key, sub in (schema.get("properties") or {}).items():
             if root and key == "metadata":
                 continue
-            missing = key not in value or (value[key] is None and not sub.get("nullable"))
-            if missing and "default" in sub:
+            null = key in value and value[key] is None and not sub.get("nullable")
+            if (key not in value or null) and "default" in sub:
                 value[key] = copy.deepcopy(sub["default"])
+            elif null:
+                del value[key]  # as the server's PruneNonNullableNullsWithoutDefaults
             if key in value:
                 self._default(value[key], sub)
         extra = schema.get("additionalProperties")
         if isinstance(extra, dict):
-            for key in value:
-                self._default(value[key], extra)
+            for key in list(value):
+                if value[key] is None and not extra.get("nullable") and "default" not in extra:
+                    del value[key]
+                elif key in value:
+                    self._default(value[key], extra)
 
     # --- validation -----------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ def run_distill(spec: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "E2GAN_RAY_OBJECT_STORE_BYTES": str(256 * 1024**2)}
     env.pop("RAY_ADDRESS", None)  # each run starts its own local Ray, as a user's would
     return subprocess.run(
-        [sys.executable, "-m", "trainers.cli", "distill", str(spec), *args],
+        [sys.executable, "-m", "trainers.cli", "distill", str(spec), "--json", *args],
         capture_output=True, text=True, timeout=900, env=env, cwd=spec.parent,
     )
 
