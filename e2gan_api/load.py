@@ -49,8 +49,19 @@ def load_spec(path: str | Path, model: type[SpecT] = ConceptAdapterSpec) -> Spec
     except yaml.YAMLError as exc:
         raise SpecError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     try:
-        return model.model_validate(spec_dict(document, kind))
+        spec = model.model_validate(spec_dict(document, kind))
     except SpecError:
         raise
     except ValueError as exc:
         raise SpecError(first_error(exc)) from exc
+    return with_cli_catalog(spec)
+
+
+def with_cli_catalog(spec: SpecT) -> SpecT:
+    """The CLI's catalog (./adapter-catalog) where the spec names none (the operator fills its own default)."""
+    from e2gan_api.spec import CLI_DEFAULT_CATALOG
+
+    catalog = getattr(spec, "catalog", None)
+    if catalog is not None and catalog.uri is None:
+        catalog.uri = CLI_DEFAULT_CATALOG
+    return spec

@@ -2,7 +2,8 @@
 
 The catalog package is synchronous (minio or local files); every call runs in a worker
 thread so a slow store never stalls the watch streams. Progress comes from the object the
-training job writes (`progress/<namespace>/<name>/<generation>.json`), not from logs.
+training job writes (`progress/<namespace>/<name>/<token>.json`, the token minted for one RayJob),
+not from logs.
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ class Catalogs:
     async def versions(self, uri: str, concept: str) -> list[IndexEntry]:
         return await self._call(uri, "versions", concept)
 
-    async def delete(self, uri: str, concept: str, version: str, base_digest: str | None) -> list[IndexEntry]:
-        return await self._call(uri, "delete", concept, version=version, base_digest=base_digest or None)
+    async def delete(
+        self, uri: str, concept: str, version: str, base_digest: str | None, owner: str
+    ) -> list[IndexEntry]:
+        """Delete one version; the catalog refuses when its recorded owner is not `owner`."""
+        return await self._call(uri, "delete", concept, version=version, base_digest=base_digest or None, owner=owner)
 
     def close(self) -> None:
         with self._lock:

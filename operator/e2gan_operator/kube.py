@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -159,3 +159,36 @@ class KubeClient:
     async def list(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
         params = {"labelSelector": label_selector} if label_selector else None
         return list((await self.request("GET", path, params=params)).get("items") or [])
+
+    async def watch(
+        self, path: str, label_selector: str, resource_version: str, timeout_s: int = 300
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (`{"type": ..., "object": ...}`) of a collection, filtered by labels on the server.
+
+        Ends when the server closes the stream; raises ApiError(410) when `resource_version` is too old."""
+        session = await self._client()
+        params = {
+            "watch": "true",
+            "labelSelector": label_selector,
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_s),
+        }
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_s + 30)
+        async with session.get(path.lstrip("/"), params=params, timeout=timeout) as resp:
+            if resp.status >= 400:
+                text = await resp.text()
+                raise (Conflict if resp.status == 409 else ApiError)(resp.status, resp.reason or "", text[:500])
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise ApiError(int(status.get("code") or 500), str(status.get("reason") or ""), str(status.get("message") or ""))
+                yield event
+
+    async def list_with_version(self, path: str, label_selector: str) -> tuple[list[dict[str, Any]], str]:
+        """Items and the list's resourceVersion (where a watch starts)."""
+        answer = await self.request("GET", path, params={"labelSelector": label_selector})
+        return list(answer.get("items") or []), str((answer.get("metadata") or {}).get("resourceVersion") or "")

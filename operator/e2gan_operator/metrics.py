@@ -20,7 +20,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-PHASES = ("Pending", "Suspended", "Running", "Ready", "Failed")
+PHASES = ("Pending", "Queued", "Suspended", "Running", "Ready", "Failed")
 
 
 class Metrics:
