@@ -726,8 +726,9 @@ class Reconciler:
         concept = spec.get("concept") if isinstance(spec.get("concept"), str) else ""
         catalogs = self._deletion_catalogs(body, spec)
         where = ", ".join(catalogs) or "no usable catalog"
+        status = body.get("status") if isinstance(body.get("status"), dict) else {}
         if policy != "Delete":
-            if (body.get("status") or {}).get("published"):
+            if status.get("published"):
                 self._event(body, Reason.VERSIONS_RETAINED, f"deletionPolicy {policy}: versions of {concept} kept in {where}")
             self.forget(trainer, namespace, name)
             return

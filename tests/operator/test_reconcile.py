@@ -21,7 +21,7 @@ from e2gan_operator.metrics import Metrics
 from e2gan_operator.rayjob import ADAPTER, BASE, RETRAIN_ANNOTATION, decode_spec
 from e2gan_operator.reasons import Reason
 from e2gan_operator.reconcile import Reconciler, RetryLater, owner_of
-from e2gan_operator.settings import KueueDefaults, OperatorSettings
+from e2gan_operator.settings import OperatorSettings
 from tests.harness.kuberay_standin import KUBERAY_CRD
 
 if TYPE_CHECKING:
