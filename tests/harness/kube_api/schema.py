@@ -154,7 +154,12 @@ class StructuralSchema:
         if problems:
             raise ValueError("; ".join(problems[:5]))
         self._validator = Draft7Validator(_root_jsonschema(schema))
-        self._rules: dict[str, cel.Node | None] = {}
+        self._rules: dict[str, cel.Program] = {}
+        for rule in _all_rules(schema):  # a rule the emulator cannot evaluate refuses the CRD, loudly
+            try:
+                self._compiled(rule)
+            except cel.CelUnsupported as exc:
+                raise ValueError(str(exc)) from None
 
     @classmethod
     def cached(cls, schema: dict[str, Any]) -> StructuralSchema:
@@ -238,13 +243,9 @@ class StructuralSchema:
         self._check_rules(obj, old, old is not None, self.schema, "", errors)
         return errors
 
-    def _compiled(self, rule: str) -> cel.Node | None:
+    def _compiled(self, rule: str) -> cel.Program:
         if rule not in self._rules:
-            try:
-                self._rules[rule] = cel.compile_rule(rule)
-            except cel.CelUnsupported as exc:
-                log.warning("CEL rule %r not evaluated: %s", rule, exc)
-                self._rules[rule] = None
+            self._rules[rule] = cel.compile_rule(rule)  # CelUnsupported: never skipped silently
         return self._rules[rule]
 
     def _check_rules(self, value: Any, old: Any, has_old: bool, schema: dict[str, Any], path: str,
@@ -272,8 +273,6 @@ class StructuralSchema:
                     path: str) -> FieldError | None:
         source = rule.get("rule", "")
         node = self._compiled(source)
-        if node is None:
-            return None
         transition = cel.references(node, "oldSelf")
         if transition and not has_old and not rule.get("optionalOldSelf"):
             return None  # transition rules only run on updates that had a value before
@@ -281,9 +280,6 @@ class StructuralSchema:
         field_path = path + rule.get("fieldPath", "") if rule.get("fieldPath") else path
         try:
             ok = cel.evaluate(node, env)
-        except cel.CelUnsupported as exc:
-            log.warning("CEL rule %r not evaluated: %s", source, exc)
-            return None
         except cel.CelError as exc:
             return invalid(field_path, _type_name(value), f"{exc} evaluating rule: {source}")
         if ok is True:
@@ -300,6 +296,16 @@ class StructuralSchema:
         if reason == "FieldValueInvalid":
             return invalid(field_path, _type_name(value), message)
         return FieldError(field_path, reason, message)
+
+
+def _all_rules(schema: Any) -> list[str]:
+    """Every `x-kubernetes-validations` rule anywhere in a schema."""
+    if isinstance(schema, list):
+        return [r for item in schema for r in _all_rules(item)]
+    if not isinstance(schema, dict):
+        return []
+    own = [r.get("rule", "") for r in schema.get("x-kubernetes-validations") or [] if isinstance(r, dict)]
+    return own + [r for key, value in schema.items() if key != "x-kubernetes-validations" for r in _all_rules(value)]
 
 
 def _correlate(items: list[Any], old: Any, schema: dict[str, Any]) -> list[Any]:
