@@ -145,10 +145,10 @@ def test_apply_trains_publishes_and_delete_honours_the_policy(env: Env, operator
     # Re-applying the unchanged manifest retrains nothing ("unchanged": kubectl sent no change at all).
     again = env.kubectl("apply", "-f", str(env.manifest(EXAMPLES / "tiny.yaml", catalog={"uri": str(catalog_dir)})))
     assert again.returncode == 0 and "unchanged" in again.stdout, again.stdout + again.stderr
-    # A change that does not train (deletionPolicy) is reconciled, and still one RayJob.
+    # A change that does not train (catalog.keepVersions) is reconciled, and still one RayJob.
     updates = operator.metric("e2gan_operator_reconciles_total", kind="ConceptAdapter", trigger="update")
     assert env.kubectl("patch", "conceptadapter", "tiny-sketch", "--type=merge", "-p",
-                       '{"spec":{"deletionPolicy":"Delete"}}').returncode == 0
+                       '{"spec":{"catalog":{"keepVersions":4}}}').returncode == 0
     wait_for(lambda: operator.metric("e2gan_operator_reconciles_total", kind="ConceptAdapter", trigger="update")
              > updates, what="the update reconciled")
     assert len(env.rayjobs("tiny-sketch")) == 1 and env.phase("tiny-sketch") == "Ready"
@@ -330,13 +330,13 @@ def test_catalog_uri_stays_immutable_across_removal(env: Env) -> None:
     merge = "application/merge-patch+json"
     removed = env.api.request("PATCH", f"{path}/fixed-catalog", {"spec": {"catalog": None}}, content_type=merge)
     assert removed[0] == 422 and "catalog.uri is immutable" in json.dumps(removed[2]), removed
-    changed = env.api.request("PATCH", f"{path}/fixed-catalog", {"spec": {"catalog": {"uri": "s3://b/x"}}},
+    changed = env.api.request("PATCH", f"{path}/fixed-catalog", {"spec": {"catalog": {"uri": "s3://other-bucket/x"}}},
                               content_type=merge)
     assert changed[0] == 422, changed
     # Without a catalog at creation, one cannot be added later (the operator's default was used).
     bare = {**doc, "metadata": {"name": "default-catalog"}, "spec": {"concept": "x", "prompt": "p", "suspend": True}}
     assert env.api.request("POST", path, bare)[0] == 201
-    added = env.api.request("PATCH", f"{path}/default-catalog", {"spec": {"catalog": {"uri": "s3://b/x"}}},
+    added = env.api.request("PATCH", f"{path}/default-catalog", {"spec": {"catalog": {"uri": "s3://other-bucket/x"}}},
                             content_type=merge)
     assert added[0] == 422 and "catalog.uri is immutable" in json.dumps(added[2]), added
     kept = env.api.request("PATCH", f"{path}/default-catalog", {"spec": {"catalog": {"keepVersions": 3}}},
