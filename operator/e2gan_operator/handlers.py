@@ -55,7 +55,9 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: OperatorSettings) -> Runtime:
-        kube, catalogs, metrics = KubeClient(), Catalogs(), Metrics()
+        metrics = Metrics()
+        kube, catalogs = KubeClient(), Catalogs(lambda method: metrics.catalog_requests.labels(method).inc())
+        kube.on_request = lambda verb: metrics.api_requests.labels(verb).inc()
         reconciler = Reconciler(kube, catalogs, settings, metrics, post_event)
         return cls(settings, kube, catalogs, metrics, reconciler)
 

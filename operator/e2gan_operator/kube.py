@@ -62,6 +62,7 @@ class KubeClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._connections = connections
         self._ready = asyncio.Event()
+        self.on_request: Callable[[str], None] | None = None  # told the verb of every request (metrics)
 
     def login(self, info: kopf.ConnectionInfo) -> None:
         """Use these credentials from now on (called by the operator's login handler)."""
@@ -114,6 +115,8 @@ class KubeClient:
         self, method: str, path: str, body: Any, params: dict[str, str] | None, content_type: str
     ) -> dict[str, Any]:
         session = await self._client()
+        if self.on_request is not None:
+            self.on_request(method)
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else {}
         async with session.request(method, path.lstrip("/"), data=data, params=params, headers=headers) as resp:
@@ -167,6 +170,8 @@ class KubeClient:
 
         Ends when the server closes the stream; raises ApiError(410) when `resource_version` is too old."""
         session = await self._client()
+        if self.on_request is not None:
+            self.on_request("WATCH")
         params = {
             "watch": "true",
             "labelSelector": label_selector,

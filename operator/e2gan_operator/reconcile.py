@@ -371,7 +371,10 @@ class Reconciler:
         if trigger == "check" and trainer is ADAPTER:
             published = new["published"]
             try:
-                entries = await self.catalogs.versions(wire["catalog"]["uri"], wire["concept"])
+                # Shared by every Ready resource of this catalog: one index read per half check interval.
+                entries = await self.catalogs.shared_versions(
+                    wire["catalog"]["uri"], wire["concept"], self.settings.catalog_check_seconds / 2
+                )
             except CatalogError as exc:
                 log.warning("catalog check of %s skipped: %s", wire["concept"], exc)
             else:
