@@ -421,6 +421,8 @@ class Reconciler:
                 await self._check_series(body, wire)
             if queue and want_suspend:
                 # Kueue would admit (unsuspend) a suspended RayJob: while suspended there is none.
+                if fresh:
+                    await self._supersede(trainer, body, keep=job_name)
                 new.update(rayJobName="", rayJobUid="", specDigest=digest, progressKey="", phase="Suspended")
                 return Outcome(
                     "suspended", Reason.SUSPENDED, f"spec.suspend is true: no RayJob is queued in {queue} until it is false"

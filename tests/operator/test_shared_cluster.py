@@ -332,3 +332,67 @@ def test_a_stored_spec_that_no_longer_validates(world: World, monkeypatch: pytes
 
     run(scenario)
     assert Reason.INVALID_SPEC in world.reasons("old")
+
+
+# -- the RayJob watch ------------------------------------------------------------------------
+
+
+def test_the_rayjob_watch_is_filtered_by_label_on_the_server(world: World) -> None:
+    import asyncio
+
+    import kopf
+
+    from e2gan_operator.kube import KubeClient
+    from e2gan_operator.watches import RayJobWatches
+
+    seen: list[tuple[str, str]] = []
+
+    class Recorder:
+        """Stands in for the Reconciler: records which owners a RayJob change would reconcile."""
+
+        async def reconcile(self, trainer: Any, namespace: str, name: str, trigger: str) -> None:
+            seen.append((name, trigger))
+
+        def spawn(self, work: Any, what: str) -> None:
+            asyncio.get_running_loop().create_task(work)
+
+    jobs = f"/apis/ray.io/v1/namespaces/{world.ns}/rayjobs"
+
+    def rayjob(name: str, labels: dict[str, str]) -> dict[str, Any]:
+        return {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": name, "labels": labels},
+                "spec": {"entrypoint": "true"}}
+
+    ours = {"app.kubernetes.io/managed-by": "e2gan-operator", "e2gan.dev/owner-kind": "conceptadapter",
+            "e2gan.dev/owner": "sketch"}
+
+    async def scenario() -> None:
+        kube = KubeClient()
+        kube.login(kopf.ConnectionInfo(server=world.api.url, token=world.api.server.token))
+        verbs: list[str] = []
+        kube.on_request = verbs.append
+        watches = RayJobWatches(kube, Recorder(), timeout_s=5)  # type: ignore[arg-type]
+        watches.ensure(world.ns)
+        await until_async(lambda: "WATCH" in verbs)
+        # Not managed by us (though it names an owner): only a server-side selector keeps it out.
+        world.request("POST", jobs, rayjob("theirs", {"e2gan.dev/owner-kind": "conceptadapter", "e2gan.dev/owner": "intruder"}))
+        world.request("POST", jobs, rayjob("ours", ours))
+        await until_async(lambda: seen)
+        world.job_status("theirs", jobDeploymentStatus="Running")
+        world.job_status("ours", jobDeploymentStatus="Running")
+        await until_async(lambda: len(seen) >= 2)
+        assert seen == [("sketch", "rayjob"), ("sketch", "rayjob")]
+        await watches.stop()
+        await kube.close()
+
+    run(scenario)
+
+
+async def until_async(check: Any, timeout: float = 10.0) -> Any:
+    import asyncio
+
+    end = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > end:
+            raise AssertionError(f"timed out waiting for {check}")
+        await asyncio.sleep(0.02)
+    return check()
