@@ -2,14 +2,15 @@
 
 Order, as in the real server: prune unknown fields (structural pruning), apply defaults,
 validate against the schema (jsonschema Draft 7 after translating the Kubernetes dialect),
-then evaluate `x-kubernetes-validations` CEL rules (see `cel` for the subset supported;
-a rule outside it is skipped, never reported as a failure).
+then evaluate `x-kubernetes-validations` CEL rules (see `cel`; a rule it cannot evaluate
+refuses the CRD, it is never skipped).
 
 Kubernetes extensions honoured: `x-kubernetes-preserve-unknown-fields`,
 `x-kubernetes-embedded-resource`, `x-kubernetes-int-or-string`, `nullable`,
 `x-kubernetes-list-type: map` with `x-kubernetes-list-map-keys` (to pair list items with
 their old versions for transition rules) and draft-4 style boolean `exclusiveMinimum`.
-`format` is not checked.
+Also checked as the real server does: `format: date-time` (RFC 3339), and the uniqueness of
+`x-kubernetes-list-type: map` keys and `set` items (Duplicate value). Other formats are not checked.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from . import cel
 from .errors import FieldError, forbidden, invalid, required
 
 log = logging.getLogger(__name__)
+# RFC 3339 date-time, as Kubernetes' strfmt checks `format: date-time`.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
 
 _DROPPED_KEYS = {"nullable", "default", "description", "example", "externalDocs", "format", "title"}
 _CEL_REASONS = {
@@ -238,10 +243,39 @@ class StructuralSchema:
                 if field_error.text() not in seen:
                     seen.add(field_error.text())
                     errors.append(field_error)
+        if not errors:
+            self._check_formats_and_lists(obj, self.schema, "", errors)
         if errors:
             return errors  # CEL rules assume well-typed data
         self._check_rules(obj, old, old is not None, self.schema, "", errors)
         return errors
+
+    def _check_formats_and_lists(self, value: Any, schema: dict[str, Any], path: str, errors: list[FieldError]) -> None:
+        if schema.get("format") == "date-time" and isinstance(value, str) and not _RFC3339.match(value):
+            errors.append(invalid(path, value, f"{path} in body must be of type date-time: {value!r}"))
+        if isinstance(value, dict):
+            props = schema.get("properties") or {}
+            extra = schema.get("additionalProperties")
+            for key, item in value.items():
+                sub = props.get(key, extra if isinstance(extra, dict) else None)
+                if isinstance(sub, dict) and not (path == "" and key == "metadata"):
+                    self._check_formats_and_lists(item, sub, join(path, key), errors)
+        elif isinstance(value, list):
+            list_type, keys = schema.get("x-kubernetes-list-type"), schema.get("x-kubernetes-list-map-keys") or []
+            seen: set[str] = set()
+            for n, item in enumerate(value):
+                if list_type == "map" and keys and isinstance(item, dict):
+                    ident = json.dumps({k: item.get(k) for k in keys}, sort_keys=True)
+                elif list_type == "set":
+                    ident = json.dumps(item, sort_keys=True)
+                else:
+                    ident = ""
+                if ident and ident in seen:
+                    shown = json.loads(ident) if list_type == "map" else item
+                    errors.append(FieldError(join(path, n), "FieldValueDuplicate", "", shown, True))
+                seen.add(ident)
+                if isinstance(schema.get("items"), dict):
+                    self._check_formats_and_lists(item, schema["items"], join(path, n), errors)
 
     def _compiled(self, rule: str) -> cel.Program:
         if rule not in self._rules:
