@@ -184,14 +184,20 @@ class KubeClient:
             if resp.status >= 400:
                 text = await resp.text()
                 raise (Conflict if resp.status == 409 else ApiError)(resp.status, resp.reason or "", text[:500])
-            async for line in resp.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    raise ApiError(int(status.get("code") or 500), str(status.get("reason") or ""), str(status.get("message") or ""))
-                yield event
+            buffer = b""
+            async for chunk in resp.content.iter_any():  # lines of any length (a RayJob can be large)
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise ApiError(
+                            int(status.get("code") or 500), str(status.get("reason") or ""), str(status.get("message") or "")
+                        )
+                    yield event
 
     async def list_with_version(self, path: str, label_selector: str) -> tuple[list[dict[str, Any]], str]:
         """Items and the list's resourceVersion (where a watch starts)."""

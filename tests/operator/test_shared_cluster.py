@@ -55,6 +55,11 @@ def test_queued_rayjobs_are_created_suspended_and_never_unsuspended_by_the_opera
         assert job["spec"]["suspend"] is True
         assert job["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "low"
         obj = world.get("ConceptAdapter", "sketch")
+        # The trainer publishes as this resource: the catalog records it as the series' owner.
+        cluster = job["spec"]["rayClusterSpec"]
+        for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+            env = {e["name"]: e.get("value") for e in group["template"]["spec"]["containers"][0]["env"]}
+            assert env["E2GAN_CATALOG_OWNER"] == owner_of(obj["metadata"])
         assert obj["status"]["phase"] == "Queued" and cond(obj, "Reconciling")["reason"] == "Queued"
         assert "team-q" in cond(obj)["message"]
 
