@@ -149,6 +149,15 @@ class RateLimit:
         return max(0.05, (1.0 - self.tokens) / self.rate)
 
 
+def _same_catalog(a: str, b: str) -> bool:
+    """Whether two spellings name one catalog (file:// or not, a trailing '/' or not)."""
+
+    def plain(uri: str) -> str:
+        return (uri[len("file://"):] if uri.startswith("file://") else uri).rstrip("/")
+
+    return plain(a) == plain(b)
+
+
 def _age_seconds(timestamp: str | None) -> float | None:
     if not timestamp:
         return None
@@ -748,7 +757,7 @@ class Reconciler:
                     if getattr(entry, "owner", None) != me:
                         continue  # another resource's (or a person's) version: never ours to delete
                     recorded = getattr(entry, "catalog_uri", None)
-                    if recorded and recorded.rstrip("/") != uri:
+                    if recorded and not _same_catalog(recorded, uri):
                         log.warning("%s %s lists catalog %s, not %s: left alone", concept, entry.version, recorded, uri)
                         continue
                     await self.catalogs.delete(uri, concept, entry.version, entry.base_model_digest, owner=me)
