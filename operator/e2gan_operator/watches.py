@@ -18,11 +18,12 @@ import aiohttp
 
 from e2gan_operator.kube import RAYJOBS, ApiError, KubeClient
 from e2gan_operator.rayjob import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_OWNER_KIND, MANAGED_BY, TRAINERS
-from e2gan_operator.reconcile import Reconciler
+from e2gan_operator.reconcile import Reconciler, RetryLater
 
 log = logging.getLogger("e2gan_operator")
 
 SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+RETRIES = 6
 TRAINERS_BY_LABEL = {t.kind.lower(): t for t in TRAINERS.values()}
 
 
@@ -67,7 +68,19 @@ class RayJobWatches:
 
         async def run() -> None:
             self._pending.discard(key)  # changes from now on need another reconcile
-            await self.reconciler.reconcile(trainer, namespace, owner, "rayjob")
+            # Nothing polls a job that is not running: a failed reconcile is retried here, with back-off.
+            for attempt in range(RETRIES):
+                try:
+                    await self.reconciler.reconcile(trainer, namespace, owner, "rayjob")
+                    return
+                except (ApiError, aiohttp.ClientError, TimeoutError, OSError, RetryLater) as exc:
+                    final = isinstance(exc, ApiError) and exc.status not in (409, 429) and exc.status < 500
+                    if final or attempt == RETRIES - 1:
+                        raise
+                    delay = getattr(exc, "delay", None) or min(60.0, 2.0**attempt) * (0.5 + random.random())
+                    log.info("reconcile of %s %s/%s after a RayJob change failed (%s); again in %.1f s",
+                             trainer.kind, namespace, owner, exc, delay)
+                    await asyncio.sleep(delay)
 
         self.reconciler.spawn(run(), f"{trainer.kind} {namespace}/{owner} (rayjob)")
 
