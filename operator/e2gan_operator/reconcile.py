@@ -57,6 +57,8 @@ log = logging.getLogger("e2gan_operator")
 RESOURCES = {t.kind: Resource(GROUP, VERSION, t.plural) for t in (ADAPTER, BASE)}
 MAX_VERSIONS = 100
 PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+# How stale the index view of a series' owner may be before a RayJob is created (seconds).
+SERIES_VIEW_SECONDS = 10.0
 # The env var that tells the trainer (and the catalog it publishes with) who owns what it publishes.
 OWNER_ENV = "E2GAN_CATALOG_OWNER"
 # API answers to a RayJob create that no retry will change, and what they usually mean.
@@ -551,7 +553,8 @@ class Reconciler:
         me = owner_of(body["metadata"])
         uri, concept = wire["catalog"]["uri"], wire["concept"]
         try:
-            entries = await self.catalogs.versions(uri, concept)
+            # A view a few seconds old is enough: the catalog itself refuses a publish by another owner.
+            entries = await self.catalogs.shared_versions(uri, concept, SERIES_VIEW_SECONDS)
         except CatalogError as exc:
             log.warning("ownership of %s in %s unknown: %s", concept, uri, exc)
             return
@@ -562,6 +565,21 @@ class Reconciler:
                 f"concept {concept} in catalog {uri} is owned by {others[0]}; use another concept or catalog, "
                 "or delete that owner's resource",
             )
+
+    async def _find_version(self, uri: str, concept: str, version: str, digest: str) -> Any:
+        """The index entry of a version just published: from the shared index read when it lists it, else
+        from a fresh shared read, else from a read of its own (a thousand jobs ending at once share reads)."""
+
+        def match(entries: list[Any]) -> Any:
+            return next((e for e in entries if e.version == version and (not digest or e.digest == digest)), None)
+
+        max_age = self.settings.catalog_check_seconds / 2
+        entry = match(await self.catalogs.shared_versions(uri, concept, max_age))
+        if entry is None:
+            entry = match(await self.catalogs.shared_versions(uri, concept, 0.0))
+        if entry is None:
+            entry = match(await self.catalogs.versions(uri, concept))
+        return entry
 
     def _decorate(self, manifest: dict[str, Any], body: dict[str, Any], queue: str | None) -> None:
         """Kueue labels, queued RayJobs created suspended, and the catalog owner in the pods' environment."""
@@ -657,14 +675,10 @@ class Reconciler:
         base_digest, metrics, ranks = result.base_digest, result.metrics, result.ranks
         if trainer is ADAPTER:
             try:
-                entries = await self.catalogs.versions(uri, wire["concept"])
+                entry = await self._find_version(uri, wire["concept"], result.version, result.digest)
             except CatalogError as exc:
                 new["phase"] = "Running"
                 return Outcome("reconciling", Reason.CATALOG_UNAVAILABLE, f"cannot read the catalog index: {exc}")
-            entry = next(
-                (e for e in entries if e.version == result.version and (not result.digest or e.digest == result.digest)),
-                None,
-            )
             if entry is None:
                 new["phase"] = "Failed"
                 return Outcome(
