@@ -12,9 +12,30 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from catalog import Catalog, CatalogError, IndexEntry, open_catalog
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What the operator needs of an index entry (the shared index keeps these, not whole entries with
+    their file lists: ten thousand entries in a few MB)."""
+
+    concept: str
+    version: str
+    digest: str
+    base_model_digest: str
+    metrics: dict[str, Any]
+    ranks: dict[str, int]
+    owner: str | None
+    catalog_uri: str | None
+
+    @classmethod
+    def of(cls, entry: IndexEntry) -> Listed:
+        return cls(entry.concept, entry.version, entry.digest, entry.base_model_digest, dict(entry.metrics),
+                   dict(entry.ranks), getattr(entry, "owner", None), getattr(entry, "catalog_uri", None))
 
 
 class Catalogs:
@@ -27,8 +48,8 @@ class Catalogs:
         self._lock = threading.Lock()
         self._on_call = on_call
         # One index read per catalog shared by every periodic check (see shared_versions).
-        self._index: dict[str, tuple[float, list[IndexEntry]]] = {}
-        self._reading: dict[str, asyncio.Future[list[IndexEntry]]] = {}
+        self._index: dict[str, tuple[float, list[Listed]]] = {}
+        self._reading: dict[str, asyncio.Future[list[Listed]]] = {}
 
     def _catalog(self, uri: str) -> Catalog:
         with self._lock:
@@ -61,7 +82,7 @@ class Catalogs:
     async def versions(self, uri: str, concept: str) -> list[IndexEntry]:
         return await self._call(uri, "versions", concept)
 
-    async def shared_versions(self, uri: str, concept: str, max_age: float) -> list[IndexEntry]:
+    async def shared_versions(self, uri: str, concept: str, max_age: float) -> list[Listed]:
         """Versions of `concept` from an index read at most `max_age` seconds ago, shared by all callers:
         a thousand Ready resources checking one catalog cost one index read per `max_age`, not a thousand."""
         cached = self._index.get(uri)
@@ -74,9 +95,9 @@ class Catalogs:
             entries = await asyncio.shield(reading)
         return [e for e in entries if e.concept == concept]
 
-    async def _read_index(self, uri: str) -> list[IndexEntry]:
+    async def _read_index(self, uri: str) -> list[Listed]:
         try:
-            entries: list[IndexEntry] = await self._call(uri, "index")
+            entries = [Listed.of(e) for e in await self._call(uri, "index")]
             self._index[uri] = (time.monotonic(), entries)
             return entries
         finally:

@@ -203,12 +203,14 @@ def _plain(body: kopf.Body) -> dict[str, Any]:
     return {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec", "status")}
 
 
-async def _run(rt: Runtime, trainer: Trainer, namespace: str | None, name: str, trigger: str) -> None:
+async def _run(
+    rt: Runtime, trainer: Trainer, namespace: str | None, name: str, trigger: str, seen: dict[str, Any] | None = None
+) -> None:
     """One reconcile; failures become kopf retries (temporary) or stop until the next change (permanent)."""
     assert namespace is not None
     rt.watches.ensure(namespace)  # RayJob status events of this namespace drive its reconciles
     try:
-        await rt.reconciler.reconcile(trainer, namespace, name, trigger)
+        await rt.reconciler.reconcile(trainer, namespace, name, trigger, seen)
     except RetryLater as exc:
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
     except ApiError as exc:
@@ -247,9 +249,11 @@ def _register_kind(registry: kopf.OperatorRegistry, rt: Runtime, trainer: Traine
         GROUP, VERSION, plural, registry=registry, id=f"{trainer.command}-check", when=is_ready,
         cancellation_timeout=5.0,
     )
-    async def check(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    async def check(name: str, namespace: str | None, body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        # kopf keeps `body` current from its watch: the check reads no resource from the API server.
         await periodically(
-            stopped, s.catalog_check_seconds, s.poll_jitter, lambda: _run(rt, trainer, namespace, name, "check")
+            stopped, s.catalog_check_seconds, s.poll_jitter,
+            lambda: _run(rt, trainer, namespace, name, "check", _plain(body)),
         )
 
 

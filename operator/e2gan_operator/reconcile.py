@@ -187,13 +187,18 @@ class Reconciler:
 
     # -- entry points ---------------------------------------------------------------
 
-    async def reconcile(self, trainer: Trainer, namespace: str, name: str, trigger: str) -> None:
-        """Bring one resource's RayJob and status in line with its spec (serialised per resource)."""
+    async def reconcile(
+        self, trainer: Trainer, namespace: str, name: str, trigger: str, seen: dict[str, Any] | None = None
+    ) -> None:
+        """Bring one resource's RayJob and status in line with its spec (serialised per resource).
+
+        `seen` is the resource as the watch last delivered it (the periodic catalog check of a Ready
+        resource passes it: a thousand of them need no GET each); otherwise it is read fresh."""
         key = (trainer.kind, namespace, name)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             with self.metrics.reconcile(trainer.kind, trigger) as result:
-                body = await self.kube.get(RESOURCES[trainer.kind].path(namespace, name))
+                body = seen if seen is not None else await self.kube.get(RESOURCES[trainer.kind].path(namespace, name))
                 if body is None:
                     result["result"] = "gone"
                     self.forget(trainer, namespace, name)

@@ -225,7 +225,8 @@ def test_ready_means_listed_in_the_catalog(world: World) -> None:
         await op.reconcile(ADAPTER, world.ns, "sketch", "check")
         assert world.get("ConceptAdapter", "sketch")["status"]["phase"] == "Ready"
         world.catalog.delete("pencil-sketch")  # someone removed it behind the operator's back
-        await op.reconcile(ADAPTER, world.ns, "sketch", "check")
+        # The periodic check works from the body the watch delivered (no GET of its own).
+        await op.reconcile(ADAPTER, world.ns, "sketch", "check", world.get("ConceptAdapter", "sketch"))
         obj = world.get("ConceptAdapter", "sketch")
         assert obj["status"]["phase"] == "Failed" and cond(obj, "Stalled")["reason"] == "VersionMissing"
         assert RETRAIN_ANNOTATION in cond(obj, "Stalled")["message"]
