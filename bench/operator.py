@@ -1,12 +1,15 @@
 """Benchmark the operator against the emulated Kubernetes API (no trainer runs: RayJobs stay pending).
 
-    python bench/operator.py [--quick] [--resources 200] [--samples 40]
+    python bench/operator.py [--quick] [--resources 1000] [--samples 40] [--entries 10000] [--window 120]
 
 1. apply → RayJob created: ConceptAdapters applied one at a time; the time from the POST to the
    RayJob's ADDED event on a watch, p50 and p95 (target p50 ≤ 100 ms);
 2. a burst: N resources applied at once; all must get exactly one RayJob (none missing, none
    doubled, the create handler run once each, no adoption conflicts) and a status;
-3. the operator's peak resident memory (target ≤ 150 MB).
+3. the operator's peak resident memory (target ≤ 150 MB);
+4. steady state (issue 12): the burst's resources (1 000 by default) all Ready, their catalog holding
+   10 000 entries: API requests/s, catalog (S3) requests/s and RSS over a quiet window
+   (targets ≤ 5 API req/s, ≤ 1 catalog req/s, ≤ 200 MB).
 
 The emulated API server and the operator (`kopf run -m e2gan_operator.main`) each run in their
 own process on 127.0.0.1. The last line printed is one JSON object with every figure.
@@ -43,6 +46,9 @@ from tests.operator.process import start_operator  # noqa: E402
 NS = "bench"
 TARGET_P50_MS = 100.0
 TARGET_MEMORY_MB = 150.0
+TARGET_STEADY_API = 5.0
+TARGET_STEADY_CATALOG = 1.0
+TARGET_STEADY_MB = 200.0
 
 
 class Api:
@@ -53,8 +59,9 @@ class Api:
 
     def request(self, method: str, path: str, body: Any = None, timeout: float = 60) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
+        kind = "application/merge-patch+json" if method == "PATCH" else "application/json"
         req = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {self.token}"})
+            "Content-Type": kind, "Authorization": f"Bearer {self.token}"})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status, json.loads(resp.read() or b"{}")
@@ -102,8 +109,39 @@ class RayJobWatch:
 
 
 def adapter(name: str, catalog: str) -> dict[str, Any]:
+    # One concept per resource: a catalog series has one owner.
     return {"apiVersion": "e2gan.dev/v1alpha1", "kind": "ConceptAdapter", "metadata": {"name": name},
-            "spec": {"concept": "pencil-sketch", "prompt": f"sketch {name}", "catalog": {"uri": catalog}}}
+            "spec": {"concept": f"c-{name}", "prompt": f"sketch {name}", "catalog": {"uri": catalog}}}
+
+
+def seed_catalog(catalog: str, owners: dict[str, str], entries: int) -> dict[str, dict[str, Any]]:
+    """An index of `entries` entries: one published version per resource (owned by it), the rest filler.
+
+    Written in one index update (as bench/catalog.py seeds its index), with no objects behind the
+    entries: the operator only reads the index. Returns each resource's entry as a job's result."""
+    from bench.catalog import fake_entries
+    from catalog import IndexEntry, open_catalog
+
+    cat = open_catalog(catalog)
+    fields = IndexEntry.model_fields
+    own: list[IndexEntry] = []
+    results: dict[str, dict[str, Any]] = {}
+    filler = fake_entries(max(0, entries - len(owners)))
+    template = filler[0] if filler else fake_entries(1)[0]
+    for i, (name, owner) in enumerate(sorted(owners.items())):
+        extra = {k: v for k, v in (("owner", owner), ("catalog_uri", catalog)) if k in fields}
+        entry = template.model_copy(update={"concept": f"c-{name}", "version": "v1", "digest": f"{i + 1:064x}",
+                                            "key": f"adapters/x/c-{name}/v1", **extra})
+        own.append(entry)
+        results[name] = {"uri": entry.uri, "version": "v1", "digest": entry.digest}
+
+    def seed(doc: Any) -> bool:
+        doc.adapters = filler + own
+        return True
+
+    cat._update(seed)  # the same seeding as bench/catalog.py: no public bulk-publish exists
+    cat.close()
+    return results
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -115,10 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples and a 50-resource burst (≈30 s)")
     parser.add_argument("--samples", type=int, help="sequential applies for the latency figures (default 40, quick 15)")
-    parser.add_argument("--resources", type=int, help="resources applied at once (default 200, quick 50)")
+    parser.add_argument("--resources", type=int, help="resources applied at once (default 1000, quick 50)")
+    parser.add_argument("--entries", type=int, help="catalog index entries in steady state (default 10000, quick 500)")
+    parser.add_argument("--window", type=float, help="seconds of the steady-state window (default 120, quick 15)")
+    parser.add_argument("--check-seconds", type=float, default=60.0,
+                        help="E2GAN_CATALOG_CHECK_SECONDS of the operator (default 60: five times the "
+                        "production rate of Ready checks, so the window sees each resource check twice)")
     args = parser.parse_args(argv)
     samples = args.samples or (15 if args.quick else 40)
-    burst = args.resources or (50 if args.quick else 200)
+    burst = args.resources or (50 if args.quick else 1000)
+    entries = args.entries or (500 if args.quick else 10_000)
+    window = args.window or (15.0 if args.quick else 120.0)
 
     work = Path(tempfile.mkdtemp(prefix="e2gan-bench-"))
     kube = start_kube_api_process(work / "kubeconfig")
@@ -134,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         catalog = str(work / "catalog")
         watch = RayJobWatch(api)
         op = start_operator(work / "kubeconfig", [NS], work / "operator.log",
-                            env={"E2GAN_LOG_FORMAT": "json", "E2GAN_S3_ENDPOINT": "127.0.0.1:9"})
+                            env={"E2GAN_LOG_FORMAT": "json", "E2GAN_S3_ENDPOINT": "127.0.0.1:9",
+                                 "E2GAN_LOCAL_CATALOG_ROOTS": str(work),
+                                 "E2GAN_CATALOG_CHECK_SECONDS": str(args.check_seconds)})
         print(f"emulator {kube.url}; operator pid {op.pid}; RayJob schema: "
               f"{'KubeRay CRD' if KUBERAY_CRD.is_file() else 'minimal stand-in'}", flush=True)
 
@@ -203,8 +250,55 @@ def main(argv: list[str] | None = None) -> int:
         # 3. Memory.
         peak, rss = op.rss_mb(), op.metric("process_resident_memory_bytes") / 2**20
         print(f"operator memory: peak {peak:.1f} MB, now {rss:.1f} MB", flush=True)
+        # 4. Steady state: every burst resource published (its job "succeeded"), a big index, then quiet.
+        _, listing = api.request("GET", f"/apis/e2gan.dev/v1alpha1/namespaces/{NS}/conceptadapters")
+        objs = {o["metadata"]["name"]: o for o in listing["items"] if o["metadata"]["name"] in names}
+        owners = {n: f"k8s:{NS}/{n}/{o['metadata']['uid']}" for n, o in objs.items()}
+        results = seed_catalog(catalog, owners, entries)
+        from catalog import open_catalog
+
+        store = open_catalog(catalog)
+        for n, o in objs.items():
+            st = o.get("status") or {}
+            store.write_progress(st["progressKey"], {"stage": "Done", "percent": 100, "result": results[n]})
+        store.close()
+
+        def finish(o: dict[str, Any]) -> None:
+            job = (o.get("status") or {})["rayJobName"]
+            status, body = api.request("PATCH", f"/apis/ray.io/v1/namespaces/{NS}/rayjobs/{job}/status",
+                                       {"status": {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}})
+            assert status == 200, body
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(finish, objs.values()))
+        deadline = time.monotonic() + 600
+        ready = 0
+        while time.monotonic() < deadline:
+            _, listing = api.request("GET", f"/apis/e2gan.dev/v1alpha1/namespaces/{NS}/conceptadapters")
+            ready = sum(1 for o in listing["items"] if o["metadata"]["name"] in names
+                        and (o.get("status") or {}).get("phase") == "Ready")
+            if ready == len(objs):
+                break
+            time.sleep(1.0)
+        time.sleep(5.0)  # the last status writes and their watch events
+        api_before = op.metric("e2gan_operator_api_requests_total")
+        catalog_before = op.metric("e2gan_operator_catalog_requests_total")
+        started = time.monotonic()
+        time.sleep(window)
+        elapsed = time.monotonic() - started
+        api_rate = (op.metric("e2gan_operator_api_requests_total") - api_before) / elapsed
+        catalog_rate = (op.metric("e2gan_operator_catalog_requests_total") - catalog_before) / elapsed
+        steady_rss = op.metric("process_resident_memory_bytes") / 2**20
+        steady_peak = op.rss_mb()
+        print(f"steady state: {ready}/{len(objs)} Ready, {entries} index entries; {api_rate:.2f} API req/s, "
+              f"{catalog_rate:.2f} catalog req/s over {elapsed:.0f} s; RSS {steady_rss:.1f} MB "
+              f"(peak {steady_peak:.1f} MB)", flush=True)
+        steady_ok = (ready == len(objs) and api_rate <= TARGET_STEADY_API and catalog_rate <= TARGET_STEADY_CATALOG
+                     and steady_rss <= TARGET_STEADY_MB)
+
         reconciles = op.metric("e2gan_operator_reconciles_total")
-        ok = p50 <= TARGET_P50_MS and exactly_once and all_seen and without_status == 0 and peak <= TARGET_MEMORY_MB
+        ok = (p50 <= TARGET_P50_MS and exactly_once and all_seen and without_status == 0 and peak <= TARGET_MEMORY_MB
+              and steady_ok)
         result = {
             "bench": "operator",
             "quick": args.quick,
@@ -218,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
                       "without_status": without_status, "exactly_once": exactly_once},
             "reconciles_total": int(reconciles),
             "memory_mb": {"peak": round(peak, 1), "rss": round(rss, 1), "target": TARGET_MEMORY_MB},
+            "steady": {"resources": len(objs), "ready": ready, "catalog_entries": entries, "window_s": round(elapsed, 1),
+                       "catalog_check_s": args.check_seconds,
+                       "api_requests_per_s": round(api_rate, 3), "catalog_requests_per_s": round(catalog_rate, 3),
+                       "rss_mb": round(steady_rss, 1), "peak_rss_mb": round(steady_peak, 1),
+                       "targets": {"api_per_s": TARGET_STEADY_API, "catalog_per_s": TARGET_STEADY_CATALOG,
+                                   "rss_mb": TARGET_STEADY_MB}, "pass": steady_ok},
             "pass": ok,
         }
     finally:

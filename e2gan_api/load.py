@@ -275,15 +275,25 @@ def read_capped(path: str | Path) -> bytes:
 
 def load_spec_bytes(data: bytes, model: type[SpecT] = ConceptAdapterSpec, name: str = "spec") -> SpecT:  # type: ignore[assignment]
     """Parse (YAML; JSON is YAML here) and validate a spec's bytes."""
-    return validate(parse_yaml(data, name), model)
+    return with_cli_catalog(validate(parse_yaml(data, name), model))
 
 
 def load_spec_b64(text: str, model: type[SpecT] = ConceptAdapterSpec) -> SpecT:  # type: ignore[assignment]
     """The operator's form: base64 of the spec's JSON."""
     name = "--spec-json-b64"
-    return validate(parse_json(decode_b64(text, name), name), model)
+    return with_cli_catalog(validate(parse_json(decode_b64(text, name), name), model))
 
 
 def load_spec(path: str | Path, model: type[SpecT] = ConceptAdapterSpec) -> SpecT:  # type: ignore[assignment]
     """Parse and validate a spec file; raise SpecError with a one-line message."""
     return load_spec_bytes(read_capped(path), model, str(path))
+
+
+def with_cli_catalog(spec: SpecT) -> SpecT:
+    """The CLI's catalog (./adapter-catalog) where the spec names none (the operator fills its own default)."""
+    from e2gan_api.spec import CLI_DEFAULT_CATALOG
+
+    catalog = getattr(spec, "catalog", None)
+    if catalog is not None and catalog.uri is None:
+        catalog.uri = CLI_DEFAULT_CATALOG
+    return spec

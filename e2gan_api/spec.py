@@ -31,6 +31,24 @@ CATALOG_URI_PATTERN = (
     r"|(file://)?/?[A-Za-z0-9._][A-Za-z0-9._/-]*)$"
 )
 
+# An s3:// URI never has a `..` segment (object stores do not normalise it; it escapes prefixes).
+S3_DOT_SEGMENT = r"/[.][.](/|$)"
+# The CLI's catalog when the spec names none; on a cluster the operator's configured default applies.
+CLI_DEFAULT_CATALOG = "./adapter-catalog"
+# Memory per worker: a positive Kubernetes quantity (zero cannot match) of at most MAX_WORKER_MEMORY.
+MEMORY_PATTERN = r"^(0*[1-9][0-9]*(\.[0-9]+)?|0*\.[0-9]*[1-9][0-9]*)(Ki|Mi|Gi|Ti|k|M|G|T)?$"
+MAX_WORKER_MEMORY = "4Ti"
+_QUANTITY_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+# Immutable across removal too: `self == oldSelf` on catalog.uri does not run when the old value is absent.
+CATALOG_IMMUTABLE_RULE = {
+    "rule": "has(oldSelf.catalog) && has(oldSelf.catalog.uri) ? "
+    "(has(self.catalog) && has(self.catalog.uri) && self.catalog.uri == oldSelf.catalog.uri) : "
+    "!(has(self.catalog) && has(self.catalog.uri))",
+    "message": "catalog.uri is immutable: it can be neither changed, added nor removed after creation "
+    "(published versions live there); create another resource",
+}
+
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=NAME_PATTERN)]
 
 # Prompts: not blank, no control characters but tab and newline (C0, DEL, C1), no bidi
@@ -99,6 +117,14 @@ def _as_api_server(value: Any, annotation: Any) -> Any:
     return value
 
 
+def quantity_bytes(text: str) -> float:
+    """Bytes of a Kubernetes quantity matching MEMORY_PATTERN's shape."""
+    match = re.match(r"^([0-9.]+)([A-Za-z]*)$", text)
+    if not match or match.group(2) not in _QUANTITY_SUFFIX:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity")
+    return float(match.group(1)) * _QUANTITY_SUFFIX[match.group(2)]
+
+
 class SpecModel(BaseModel):
     """Base: camelCase aliases, unknown fields refused, values checked on assignment.
 
@@ -151,6 +177,12 @@ class BaseModelRef(SpecModel):
         max_length=1024,
         description="explicit path or URI of the base weights (a .safetensors file); overrides "
         "the ConceptBase lookup. Used by the trainer image, never fetched by the operator",
+    )
+    follow: Literal["pinned", "latest"] = Field(
+        default="pinned",
+        description="pinned: keep training from the ConceptBase version first resolved (recorded in "
+        "status.base) until the spec or the retrain annotation changes; latest: retrain when the "
+        "ConceptBase publishes a new version (rate-limited by the operator)",
     )
 
 
@@ -382,9 +414,25 @@ class ResourcesSpec(SpecModel):
     memory_per_worker: str = Field(
         default="8Gi",
         max_length=16,
-        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
-        description="memory per worker as a Kubernetes quantity",
+        pattern=MEMORY_PATTERN,
+        description=f"memory per worker as a Kubernetes quantity, more than 0 and at most {MAX_WORKER_MEMORY}",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"quantity(self).compareTo(quantity('{MAX_WORKER_MEMORY}')) <= 0",
+                    "message": f"resources.memoryPerWorker must be at most {MAX_WORKER_MEMORY}",
+                }
+            ]
+        },
     )
+
+    @model_validator(mode="after")
+    def _memory_bounded(self) -> ResourcesSpec:
+        if quantity_bytes(self.memory_per_worker) > quantity_bytes(MAX_WORKER_MEMORY):
+            raise ValueError(
+                f"resources.memoryPerWorker ({self.memory_per_worker}) must be at most {MAX_WORKER_MEMORY}"
+            )
+        return self
 
 
 class ExportSpec(SpecModel):
@@ -397,19 +445,30 @@ class ExportSpec(SpecModel):
 class CatalogSpec(SpecModel):
     """Where the adapter is published."""
 
-    uri: str = Field(
-        default="./adapter-catalog",
+    uri: str | None = Field(
+        default=None,
         min_length=1,
         max_length=1024,
         pattern=CATALOG_URI_PATTERN,
-        description="catalog location: a local folder or s3://bucket/prefix (endpoint and "
-        "credentials come from the operator's configuration, never from the spec)",
+        description="catalog location: s3://bucket/prefix (or a local folder for the CLI). Unset: the "
+        f"operator's configured default catalog on a cluster, {CLI_DEFAULT_CATALOG} for the CLI. Endpoint "
+        "and credentials come from the operator's configuration, never from the spec",
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self == oldSelf", "message": "catalog.uri is immutable: published versions live there"}
+                {"rule": "self == oldSelf", "message": "catalog.uri is immutable: published versions live there"},
+                {
+                    "rule": f"!self.startsWith('s3://') || !self.matches('{S3_DOT_SEGMENT}')",
+                    "message": "catalog.uri: an s3:// URI must not contain '..' segments",
+                },
             ]
         },
     )
+
+    @model_validator(mode="after")
+    def _no_dot_segments(self) -> CatalogSpec:
+        if self.uri and self.uri.startswith("s3://") and re.search(S3_DOT_SEGMENT, self.uri):
+            raise ValueError(f"catalog.uri: {self.uri!r} must not contain '..' segments")
+        return self
     keep_versions: int = Field(
         default=5, ge=1, le=1000, description="versions kept per concept when pruning"
     )
@@ -427,6 +486,8 @@ class RuntimeSpec(SpecModel):
 
 class ConceptAdapterSpec(SpecModel):
     """One concept: teacher pairs → selected data → rank search → LoRA → catalog."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [CATALOG_IMMUTABLE_RULE]})
 
     concept: Name = Field(
         description="concept id, a DNS label (for example pencil-sketch)",
@@ -471,8 +532,20 @@ class BaseConceptSpec(SpecModel):
 class ConceptBaseSpec(SpecModel):
     """The multi-concept base generator, trained once and referenced by ConceptAdapters."""
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [CATALOG_IMMUTABLE_RULE]})
+
     concepts: list[BaseConceptSpec] = Field(
-        min_length=1, max_length=256, description="concepts the base is trained on"
+        min_length=1,
+        max_length=256,
+        description="concepts the base is trained on, each concept once",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(c, self.exists_one(d, d.concept == c.concept))",
+                    "message": "concepts: each concept may appear only once",
+                }
+            ]
+        },
     )
     data: DataSpec = Field(default_factory=DataSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
@@ -481,3 +554,12 @@ class ConceptBaseSpec(SpecModel):
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     width: int = Field(default=32, ge=8, le=256, description="generator base channel width")
     text_dim: int = Field(default=384, ge=8, le=4096, description="text embedding size")
+
+    @model_validator(mode="after")
+    def _unique_concepts(self) -> ConceptBaseSpec:
+        seen: set[str] = set()
+        for c in self.concepts:
+            if c.concept in seen:
+                raise ValueError(f"concepts: {c.concept!r} appears more than once; list each concept once")
+            seen.add(c.concept)
+        return self

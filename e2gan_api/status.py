@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-Phase = Literal["Pending", "Suspended", "Running", "Ready", "Failed"]
+Phase = Literal["Pending", "Queued", "Suspended", "Running", "Ready", "Failed"]
 # The trainer's stages as the job writes them into its progress object, Pending before it starts.
 # A string, not an enum: a newer trainer may add a stage and its status must still be accepted.
 STAGES = (
@@ -92,6 +92,21 @@ class VersionRef(StatusModel):
     base_digest: str = Field(default="", max_length=128, description="digest of its base weights")
 
 
+class PinnedBase(StatusModel):
+    """The ConceptBase version a ConceptAdapter trains from (pinned until the spec changes, unless base.follow)."""
+
+    name: str = Field(max_length=63, description="the ConceptBase")
+    version: str = Field(default="", max_length=64, description="its published version")
+    uri: str = Field(max_length=2048, description="URI of its published weights")
+    digest: str = Field(default="", max_length=128, description="content digest of the weights")
+    inputs: str = Field(
+        default="", max_length=64, description="digest of the spec the pin was made for (a spec change re-resolves it)"
+    )
+    pinned_at: str = Field(
+        default="", max_length=64, json_schema_extra={"format": "date-time"}, description="when it was resolved"
+    )
+
+
 class CommonStatus(StatusModel):
     """Status fields shared by ConceptAdapter and ConceptBase."""
 
@@ -100,7 +115,8 @@ class CommonStatus(StatusModel):
     )
     phase: Phase = Field(
         default="Pending",
-        description="Pending, Suspended, Running, Ready (published) or Failed (see the Stalled condition)",
+        description="Pending, Queued (held by Kueue), Suspended, Running, Ready (published) or Failed (see "
+        "the Stalled condition)",
     )
     stage: str = Field(
         default="Pending",
@@ -115,6 +131,10 @@ class CommonStatus(StatusModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     ray_job_name: str = Field(default="", max_length=63, description="the RayJob training the current spec")
+    ray_job_uid: str = Field(default="", max_length=64, description="UID of that RayJob (its progress is keyed by it)")
+    catalog_uri: str = Field(
+        default="", max_length=1024, description="the catalog this resource publishes to (spec or operator default)"
+    )
     spec_digest: str = Field(
         default="", max_length=64, description="digest of the training inputs the RayJob was made from"
     )
@@ -130,8 +150,8 @@ class CommonStatus(StatusModel):
     versions: list[VersionRef] = Field(
         default_factory=list,
         max_length=100,
-        description="catalog versions this resource published (removed on deletion when deletionPolicy "
-        "is Delete)",
+        description="catalog versions this resource published, for people; deletion (deletionPolicy Delete) "
+        "removes what the catalog records as owned by this resource, not this list",
     )
 
 
@@ -139,6 +159,7 @@ class ConceptAdapterStatus(CommonStatus):
     """Observed state of a ConceptAdapter."""
 
     trials: str = Field(default="", max_length=32, description="rank-search trials done/total")
+    base: PinnedBase | None = Field(default=None, description="the ConceptBase version this adapter trains from")
     ranks: str = Field(default="", max_length=128, description="the chosen (or best so far) ranks, compactly")
 
 

@@ -2,24 +2,54 @@
 
 The catalog package is synchronous (minio or local files); every call runs in a worker
 thread so a slow store never stalls the watch streams. Progress comes from the object the
-training job writes (`progress/<namespace>/<name>/<generation>.json`), not from logs.
+training job writes (`progress/<namespace>/<name>/<token>.json`, the token minted for one RayJob),
+not from logs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from catalog import Catalog, CatalogError, IndexEntry, open_catalog
 
 
-class Catalogs:
-    """Open catalogs by URI (one client each, reused) and call them in threads."""
+@dataclass(frozen=True)
+class Listed:
+    """What the operator needs of an index entry (the shared index keeps these, not whole entries with
+    their file lists: ten thousand entries in a few MB)."""
 
-    def __init__(self) -> None:
+    concept: str
+    version: str
+    digest: str
+    base_model_digest: str
+    metrics: dict[str, Any]
+    ranks: dict[str, int]
+    owner: str | None
+    catalog_uri: str | None
+
+    @classmethod
+    def of(cls, entry: IndexEntry) -> Listed:
+        return cls(entry.concept, entry.version, entry.digest, entry.base_model_digest, dict(entry.metrics),
+                   dict(entry.ranks), getattr(entry, "owner", None), getattr(entry, "catalog_uri", None))
+
+
+class Catalogs:
+    """Open catalogs by URI (one client each, reused) and call them in threads.
+
+    `on_call(method)` is told of every call (the operator counts them as catalog requests)."""
+
+    def __init__(self, on_call: Callable[[str], None] | None = None) -> None:
         self._open: dict[str, Catalog] = {}
         self._lock = threading.Lock()
+        self._on_call = on_call
+        # One index read per catalog shared by every periodic check (see shared_versions).
+        self._index: dict[str, tuple[float, list[Listed]]] = {}
+        self._reading: dict[str, asyncio.Future[list[Listed]]] = {}
 
     def _catalog(self, uri: str) -> Catalog:
         with self._lock:
@@ -33,6 +63,9 @@ class Catalogs:
             return cat
 
     async def _call(self, uri: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self._on_call is not None:
+            self._on_call(method)
+
         def run() -> Any:
             try:
                 return getattr(self._catalog(uri), method)(*args, **kwargs)
@@ -49,8 +82,32 @@ class Catalogs:
     async def versions(self, uri: str, concept: str) -> list[IndexEntry]:
         return await self._call(uri, "versions", concept)
 
-    async def delete(self, uri: str, concept: str, version: str, base_digest: str | None) -> list[IndexEntry]:
-        return await self._call(uri, "delete", concept, version=version, base_digest=base_digest or None)
+    async def shared_versions(self, uri: str, concept: str, max_age: float) -> list[Listed]:
+        """Versions of `concept` from an index read at most `max_age` seconds ago, shared by all callers:
+        a thousand Ready resources checking one catalog cost one index read per `max_age`, not a thousand."""
+        cached = self._index.get(uri)
+        if cached is not None and time.monotonic() - cached[0] <= max_age:
+            entries = cached[1]
+        else:
+            reading = self._reading.get(uri)
+            if reading is None:  # the first caller reads; the others wait for the same read
+                reading = self._reading[uri] = asyncio.ensure_future(self._read_index(uri))
+            entries = await asyncio.shield(reading)
+        return [e for e in entries if e.concept == concept]
+
+    async def _read_index(self, uri: str) -> list[Listed]:
+        try:
+            entries = [Listed.of(e) for e in await self._call(uri, "index")]
+            self._index[uri] = (time.monotonic(), entries)
+            return entries
+        finally:
+            self._reading.pop(uri, None)
+
+    async def delete(
+        self, uri: str, concept: str, version: str, base_digest: str | None, owner: str
+    ) -> list[IndexEntry]:
+        """Delete one version; the catalog refuses when its recorded owner is not `owner`."""
+        return await self._call(uri, "delete", concept, version=version, base_digest=base_digest or None, owner=owner)
 
     def close(self) -> None:
         with self._lock:

@@ -7,10 +7,14 @@ with their own settings; `e2gan_operator.main` registers into kopf's default reg
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
+import random
 import socket
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -21,24 +25,18 @@ from e2gan_operator import logs
 from e2gan_operator.catalogs import Catalogs
 from e2gan_operator.kube import ApiError, KubeClient
 from e2gan_operator.metrics import Metrics
-from e2gan_operator.rayjob import (
-    ADAPTER,
-    BASE,
-    LABEL_MANAGED_BY,
-    LABEL_OWNER,
-    LABEL_OWNER_KIND,
-    MANAGED_BY,
-    Trainer,
-)
+from e2gan_operator.rayjob import ADAPTER, BASE, Trainer
 from e2gan_operator.reasons import Reason, event_type
 from e2gan_operator.reconcile import Reconciler, RetryLater
 from e2gan_operator.settings import OperatorSettings
+from e2gan_operator.watches import RayJobWatches
 
 log = logging.getLogger("e2gan_operator")
 
 FINALIZER = "e2gan.dev/finalizer"
-ANNOTATION_PREFIX = "e2gan.dev"
-TRAINERS_BY_LABEL = {t.kind.lower(): t for t in (ADAPTER, BASE)}
+# kopf's own bookkeeping, apart from the e2gan.dev/ annotations users set (e2gan.dev/retrain).
+ANNOTATION_PREFIX = "kopf.e2gan.dev"
+DIFFBASE_KEY = "last-handled-configuration"
 
 
 @dataclass
@@ -50,10 +48,16 @@ class Runtime:
     catalogs: Catalogs
     metrics: Metrics
     reconciler: Reconciler
+    watches: RayJobWatches = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.watches = RayJobWatches(self.kube, self.reconciler)
 
     @classmethod
     def create(cls, settings: OperatorSettings) -> Runtime:
-        kube, catalogs, metrics = KubeClient(), Catalogs(), Metrics()
+        metrics = Metrics()
+        kube, catalogs = KubeClient(), Catalogs(lambda method: metrics.catalog_requests.labels(method).inc())
+        kube.on_request = lambda verb: metrics.api_requests.labels(verb).inc()
         reconciler = Reconciler(kube, catalogs, settings, metrics, post_event)
         return cls(settings, kube, catalogs, metrics, reconciler)
 
@@ -73,28 +77,60 @@ def _ready_reason(status: dict[str, Any]) -> str | None:
     return None
 
 
-# Stalls that only a change of the resource (spec or retrain annotation) can end: no polling.
-NEEDS_A_CHANGE = frozenset(
-    r.value for r in (Reason.INVALID_SPEC, Reason.TRAINING_FAILED, Reason.RESULT_MISSING, Reason.VERSION_MISSING)
-)
-
-
 def needs_poll(status: dict[str, Any], **_: Any) -> bool:
-    """Poll while work may progress without a watch event: a job's progress, a base appearing or training."""
-    return _phase_of(status) != "Ready" and _ready_reason(status) not in NEEDS_A_CHANGE
+    """Poll only while a job runs (its progress object changes without a watch event); everything
+    else is driven by events: the resource's, its RayJob's (status) and its base's."""
+    return _phase_of(status) == "Running"
 
 
 def is_ready(status: dict[str, Any], **_: Any) -> bool:
     return _phase_of(status) == "Ready"
 
 
+def _reset_notice(body: Any, key: str, exc: Exception) -> None:
+    meta = body.get("metadata") or {}
+    log.warning("%s/%s: annotation %s unreadable (%s); reset", meta.get("namespace"), meta.get("name"), key, exc)
+    try:
+        kopf.event(body, type="Warning", reason=Reason.ANNOTATION_RESET.value,
+                   message=f"the operator's annotation {key} was unreadable ({str(exc)[:200]}); it is reset")
+    except Exception:  # no event queue (outside kopf's tasks): the log line is enough
+        pass
+
+
+class TolerantDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's annotation diff-base, but an unreadable one is reset (treated as absent) instead of
+    failing every event of the resource forever."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        try:
+            essence = super().fetch(body=body)
+            if essence is not None and not isinstance(essence, dict):
+                raise ValueError("not a JSON object")
+            return essence
+        except (ValueError, TypeError) as exc:
+            _reset_notice(body, f"{self.prefix}/{self.key}", exc)
+            return None
+
+
+class TolerantProgressStorage(kopf.AnnotationsProgressStorage):
+    """kopf's per-handler progress annotations; an unreadable record is reset (the handler runs again)."""
+
+    def fetch(self, *, key: Any, body: kopf.Body) -> Any:
+        try:
+            record = super().fetch(key=key, body=body)
+            if record is not None and not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            return record
+        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+            _reset_notice(body, f"{self.prefix}/{key}", exc)
+            return None
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
-    """kopf settings: our finalizer and annotation prefix, explicit events only."""
+    """kopf settings: our finalizer, kopf's annotations under their own prefix, explicit events only."""
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.progress_storage = TolerantProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = TolerantDiffBaseStorage(prefix=ANNOTATION_PREFIX, key=DIFFBASE_KEY)
     settings.posting.enabled = True
     settings.posting.loggers = False
     settings.posting.reporting_component = "e2gan-operator"
@@ -133,6 +169,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
 
     @kopf.on.cleanup(registry=registry, id="cleanup")
     async def cleanup(**_: Any) -> None:
+        await rt.watches.stop()
         await rt.kube.close()
         rt.catalogs.close()
         rt.metrics.stop()
@@ -157,16 +194,6 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         # Bases keep their published weights (adapters may still use them): nothing to remove.
         rt.reconciler.forget(BASE, namespace or "", name)
 
-    @kopf.on.event(
-        "ray.io", "v1", "rayjobs", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=registry, id="rayjob-status"
-    )
-    async def rayjob_changed(labels: kopf.Labels, namespace: str, type: str | None, **_: Any) -> None:
-        trainer = TRAINERS_BY_LABEL.get(labels.get(LABEL_OWNER_KIND, ""))
-        owner = labels.get(LABEL_OWNER)
-        if trainer is None or not owner or type is None:  # type None: the initial listing
-            return
-        await _run(rt, trainer, namespace, owner, "rayjob")
-
 
 def _samples(rt: Runtime, name: str) -> list[Any]:
     return [sample for metric in rt.metrics.registry.collect() for sample in metric.samples if sample.name == name]
@@ -176,11 +203,14 @@ def _plain(body: kopf.Body) -> dict[str, Any]:
     return {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec", "status")}
 
 
-async def _run(rt: Runtime, trainer: Trainer, namespace: str | None, name: str, trigger: str) -> None:
+async def _run(
+    rt: Runtime, trainer: Trainer, namespace: str | None, name: str, trigger: str, seen: dict[str, Any] | None = None
+) -> None:
     """One reconcile; failures become kopf retries (temporary) or stop until the next change (permanent)."""
     assert namespace is not None
+    rt.watches.ensure(namespace)  # RayJob status events of this namespace drive its reconciles
     try:
-        await rt.reconciler.reconcile(trainer, namespace, name, trigger)
+        await rt.reconciler.reconcile(trainer, namespace, name, trigger, seen)
     except RetryLater as exc:
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
     except ApiError as exc:
@@ -208,16 +238,41 @@ def _register_kind(registry: kopf.OperatorRegistry, rt: Runtime, trainer: Traine
     async def resumed(name: str, namespace: str | None, **_: Any) -> None:
         await _run(rt, trainer, namespace, name, "resume")
 
-    @kopf.timer(
-        GROUP, VERSION, plural, registry=registry, id=f"{trainer.command}-poll",
-        interval=s.poll_seconds, initial_delay=s.poll_seconds, when=needs_poll,
+    @kopf.daemon(
+        GROUP, VERSION, plural, registry=registry, id=f"{trainer.command}-poll", when=needs_poll,
+        cancellation_timeout=5.0,
     )
-    async def poll(name: str, namespace: str | None, **_: Any) -> None:
-        await _run(rt, trainer, namespace, name, "poll")
+    async def poll(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        await periodically(stopped, s.poll_seconds, s.poll_jitter, lambda: _run(rt, trainer, namespace, name, "poll"))
 
-    @kopf.timer(
-        GROUP, VERSION, plural, registry=registry, id=f"{trainer.command}-check",
-        interval=s.catalog_check_seconds, initial_delay=s.catalog_check_seconds, when=is_ready,
+    @kopf.daemon(
+        GROUP, VERSION, plural, registry=registry, id=f"{trainer.command}-check", when=is_ready,
+        cancellation_timeout=5.0,
     )
-    async def check(name: str, namespace: str | None, **_: Any) -> None:
-        await _run(rt, trainer, namespace, name, "check")
+    async def check(name: str, namespace: str | None, body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        # kopf keeps `body` current from its watch: the check reads no resource from the API server.
+        await periodically(
+            stopped, s.catalog_check_seconds, s.poll_jitter,
+            lambda: _run(rt, trainer, namespace, name, "check", _plain(body)),
+        )
+
+
+async def periodically(
+    stopped: kopf.DaemonStopped, interval: float, jitter: float, work: Callable[[], Awaitable[None]]
+) -> None:
+    """Run `work` every `interval` seconds, each wait scaled by a random factor in [1-jitter, 1+jitter];
+    the first wait is a random part of the interval, so resources resumed together spread out."""
+    delay = interval * random.uniform(jitter, 1.0)
+    while not stopped:
+        await stopped.wait(delay)
+        if stopped:
+            return
+        try:
+            await work()
+        except (kopf.TemporaryError, kopf.PermanentError) as exc:
+            log.info("periodic reconcile deferred: %s", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("periodic reconcile failed")
+        delay = interval * random.uniform(1.0 - jitter, 1.0 + jitter)

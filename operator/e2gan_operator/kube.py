@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -62,6 +62,7 @@ class KubeClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._connections = connections
         self._ready = asyncio.Event()
+        self.on_request: Callable[[str], None] | None = None  # told the verb of every request (metrics)
 
     def login(self, info: kopf.ConnectionInfo) -> None:
         """Use these credentials from now on (called by the operator's login handler)."""
@@ -114,6 +115,8 @@ class KubeClient:
         self, method: str, path: str, body: Any, params: dict[str, str] | None, content_type: str
     ) -> dict[str, Any]:
         session = await self._client()
+        if self.on_request is not None:
+            self.on_request(method)
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else {}
         async with session.request(method, path.lstrip("/"), data=data, params=params, headers=headers) as resp:
@@ -159,3 +162,44 @@ class KubeClient:
     async def list(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
         params = {"labelSelector": label_selector} if label_selector else None
         return list((await self.request("GET", path, params=params)).get("items") or [])
+
+    async def watch(
+        self, path: str, label_selector: str, resource_version: str, timeout_s: int = 300
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (`{"type": ..., "object": ...}`) of a collection, filtered by labels on the server.
+
+        Ends when the server closes the stream; raises ApiError(410) when `resource_version` is too old."""
+        session = await self._client()
+        if self.on_request is not None:
+            self.on_request("WATCH")
+        params = {
+            "watch": "true",
+            "labelSelector": label_selector,
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_s),
+        }
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_s + 30)
+        async with session.get(path.lstrip("/"), params=params, timeout=timeout) as resp:
+            if resp.status >= 400:
+                text = await resp.text()
+                raise (Conflict if resp.status == 409 else ApiError)(resp.status, resp.reason or "", text[:500])
+            buffer = b""
+            async for chunk in resp.content.iter_any():  # lines of any length (a RayJob can be large)
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise ApiError(
+                            int(status.get("code") or 500), str(status.get("reason") or ""), str(status.get("message") or "")
+                        )
+                    yield event
+
+    async def list_with_version(self, path: str, label_selector: str) -> tuple[list[dict[str, Any]], str]:
+        """Items and the list's resourceVersion (where a watch starts)."""
+        answer = await self.request("GET", path, params={"labelSelector": label_selector})
+        return list(answer.get("items") or []), str((answer.get("metadata") or {}).get("resourceVersion") or "")

@@ -20,7 +20,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-PHASES = ("Pending", "Suspended", "Running", "Ready", "Failed")
+PHASES = ("Pending", "Queued", "Suspended", "Running", "Ready", "Failed")
 
 
 class Metrics:
@@ -62,6 +62,18 @@ class Metrics:
             "From RayJob creation to a published result.",
             ["kind"],
             buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+            registry=self.registry,
+        )
+        self.api_requests = Counter(
+            "e2gan_operator_api_requests_total",
+            "Requests the operator's own client sent to the API server (kopf's watches not included), by verb.",
+            ["verb"],
+            registry=self.registry,
+        )
+        self.catalog_requests = Counter(
+            "e2gan_operator_catalog_requests_total",
+            "Catalog store calls (index reads, progress reads, deletions), by method.",
+            ["method"],
             registry=self.registry,
         )
         self._phase: dict[tuple[str, str, str], str] = {}

@@ -15,11 +15,14 @@ class Reason(StrEnum):
     BASE_NOT_FOUND = "BaseNotFound"
     WAITING_FOR_BASE = "WaitingForBase"
     BASE_FAILED = "BaseFailed"
+    CONCEPT_TAKEN = "ConceptTaken"
     # The RayJob.
     RAYJOB_CREATED = "RayJobCreated"
     RAYJOB_ADOPTED = "RayJobAdopted"
     RAYJOB_SUPERSEDED = "RayJobSuperseded"
     RAYJOB_MISSING = "RayJobMissing"
+    RAYJOB_NOT_OWNED = "RayJobNotOwned"
+    QUEUED = "Queued"
     SUSPENDED = "Suspended"
     RESUMED = "Resumed"
     JOB_PENDING = "JobPending"
@@ -38,6 +41,8 @@ class Reason(StrEnum):
     DELETE_FAILED = "DeleteFailed"
     # The operator itself could not talk to the API server.
     API_ERROR = "ApiError"
+    # The operator's own bookkeeping annotation was unreadable and was reset.
+    ANNOTATION_RESET = "AnnotationReset"
 
 
 # Reasons whose events are Warnings (the rest are Normal).
@@ -46,13 +51,16 @@ WARNINGS = frozenset(
         Reason.INVALID_SPEC,
         Reason.BASE_NOT_FOUND,
         Reason.BASE_FAILED,
+        Reason.CONCEPT_TAKEN,
         Reason.RAYJOB_MISSING,
+        Reason.RAYJOB_NOT_OWNED,
         Reason.TRAINING_FAILED,
         Reason.RESULT_MISSING,
         Reason.VERSION_MISSING,
         Reason.CATALOG_UNAVAILABLE,
         Reason.DELETE_FAILED,
         Reason.API_ERROR,
+        Reason.ANNOTATION_RESET,
     }
 )
 

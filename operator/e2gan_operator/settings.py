@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,41 @@ class JobDefaults:
 
 
 @dataclass(frozen=True)
+class CatalogPolicy:
+    """Which catalogs resources may publish to, and the one they get when the spec names none."""
+
+    default: str | None = None
+    """The catalog of resources whose spec leaves catalog.uri unset (Helm value `defaultCatalog`,
+    env E2GAN_DEFAULT_CATALOG). None: such resources stall InvalidSpec until one is configured."""
+
+    allowed: dict[str, list[str]] = field(default_factory=dict)
+    """Per namespace ("*" for every other namespace), the s3://bucket[/prefix] URIs its catalogs must
+    lie under. A namespace without an entry (and no "*"): any s3:// URI."""
+
+    local_roots: list[str] = field(default_factory=list)
+    """Absolute folders accepted as catalogs besides s3:// (single-node development clusters and
+    tests only: env E2GAN_LOCAL_CATALOG_ROOTS, separated by ':'). Default none: s3:// only."""
+
+    def prefixes(self, namespace: str) -> list[str] | None:
+        """The allowed URI prefixes of `namespace`, or None when any s3:// URI is allowed."""
+        if namespace in self.allowed:
+            return self.allowed[namespace]
+        return self.allowed.get("*")
+
+
+@dataclass(frozen=True)
+class KueueDefaults:
+    """Kueue integration: the queue a RayJob goes to when its resource names none."""
+
+    default_queues: dict[str, str] = field(default_factory=dict)
+    """LocalQueue per namespace ("*" for every other namespace) for resources without the
+    `kueue.x-k8s.io/queue-name` label. Default: none (such RayJobs are not queued)."""
+
+    def queue(self, namespace: str) -> str | None:
+        return self.default_queues.get(namespace) or self.default_queues.get("*") or None
+
+
+@dataclass(frozen=True)
 class ClusterDefaults:
     """The mounted defaults file (a ConfigMap): what every RayJob gets unless the spec says otherwise."""
 
@@ -122,6 +157,12 @@ class ClusterDefaults:
     pods: PodSettings = field(default_factory=PodSettings)
     """Security, volumes, env, CA bundle, submitter and profiles of the Ray pods (pods.py)."""
 
+    catalog_policy: CatalogPolicy = field(default_factory=CatalogPolicy)
+    """Allowed catalogs and the default one (file key `catalogPolicy`)."""
+
+    kueue: KueueDefaults = field(default_factory=KueueDefaults)
+    """Kueue defaults (file key `kueue`)."""
+
 
 @dataclass(frozen=True)
 class OperatorSettings:
@@ -153,6 +194,15 @@ class OperatorSettings:
     """E2GAN_CATALOG_CHECK_SECONDS: how often Ready resources check that their version is still
     in the catalog index (so Ready always means published)."""
 
+    poll_jitter: float = 0.2
+    """E2GAN_POLL_JITTER: each progress poll waits poll_seconds times a random factor in
+    [1 - jitter, 1 + jitter], and the first one a random part of poll_seconds, so resources resumed
+    together after a restart do not poll together."""
+
+    base_follow_per_minute: float = 6.0
+    """E2GAN_BASE_FOLLOW_PER_MINUTE: at most this many ConceptAdapters with `base.follow: latest`
+    start retraining per minute after their ConceptBase publishes; the rest wait their turn."""
+
     delete_retries: int = 10
     """E2GAN_DELETE_RETRIES: attempts to remove versions on deletion (deletionPolicy Delete)
     before the finalizer is released anyway with a warning event, so a lost store never pins a
@@ -175,7 +225,53 @@ class OperatorSettings:
             poll_seconds=_float(env, "E2GAN_POLL_SECONDS", cls.poll_seconds),
             catalog_check_seconds=_float(env, "E2GAN_CATALOG_CHECK_SECONDS", cls.catalog_check_seconds),
             delete_retries=_int(env, "E2GAN_DELETE_RETRIES", cls.delete_retries, 0, 1000),
-        )
+            poll_jitter=_fraction(env, "E2GAN_POLL_JITTER", cls.poll_jitter),
+            base_follow_per_minute=_rate(env, "E2GAN_BASE_FOLLOW_PER_MINUTE", cls.base_follow_per_minute),
+        ).with_catalog_env(env)
+
+    def with_catalog_env(self, env: Mapping[str, str]) -> OperatorSettings:
+        """E2GAN_DEFAULT_CATALOG and E2GAN_LOCAL_CATALOG_ROOTS override the defaults file."""
+        policy = self.cluster.catalog_policy
+        default = env.get("E2GAN_DEFAULT_CATALOG") or policy.default
+        roots = [r for r in env.get("E2GAN_LOCAL_CATALOG_ROOTS", "").split(":") if r] or policy.local_roots
+        for root in roots:
+            if not root.startswith("/") or "/../" in f"{root}/":
+                raise SettingsError(f"E2GAN_LOCAL_CATALOG_ROOTS: {root!r} must be an absolute folder")
+        if default is not None:
+            _check_catalog("E2GAN_DEFAULT_CATALOG", default)
+        new_policy = replace(policy, default=default, local_roots=roots)
+        return replace(self, cluster=replace(self.cluster, catalog_policy=new_policy))
+
+
+def _check_catalog(where: str, uri: str) -> None:
+    if not (uri.startswith("s3://") or uri.startswith("/")) or "/../" in f"{uri}/":
+        raise SettingsError(f"{where}: {uri!r} must be an s3://bucket/prefix URI without '..' segments")
+
+
+def _fraction(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{key}: expected a number between 0 and 1, got {raw!r}") from None
+    if not 0 <= value < 1:
+        raise SettingsError(f"{key}: {value} is outside 0..1")
+    return value
+
+
+def _rate(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{key}: expected a rate per minute, got {raw!r}") from None
+    if not 0.01 <= value <= 100_000:
+        raise SettingsError(f"{key}: {value} is outside 0.01..100000 per minute")
+    return value
 
 
 def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
@@ -268,8 +364,22 @@ def parse_defaults(data: Any, where: str = "defaults") -> ClusterDefaults:
         where,
         data,
         {"serviceAccountName", "rayVersion", "gpuResourceName", "imagePullPolicy", "imagePullSecrets",
-         "head", "worker", "catalog", "job", "pods"},
+         "head", "worker", "catalog", "job", "pods", "catalogPolicy", "kueue"},
     )
+    policy = _mapping(f"{where}.catalogPolicy", data.get("catalogPolicy"))
+    _check_keys(f"{where}.catalogPolicy", policy, {"default", "allowed", "localRoots"})
+    allowed: dict[str, list[str]] = {}
+    for ns, prefixes in _mapping(f"{where}.catalogPolicy.allowed", policy.get("allowed")).items():
+        items = [str(p) for p in _list(f"{where}.catalogPolicy.allowed.{ns}", prefixes)]
+        for prefix in items:
+            if not prefix.startswith("s3://"):
+                raise SettingsError(f"{where}.catalogPolicy.allowed.{ns}: {prefix!r} is not an s3:// URI")
+            _check_catalog(f"{where}.catalogPolicy.allowed.{ns}", prefix)
+        allowed[str(ns)] = items
+    if policy.get("default"):
+        _check_catalog(f"{where}.catalogPolicy.default", str(policy["default"]))
+    kueue = _mapping(f"{where}.kueue", data.get("kueue"))
+    _check_keys(f"{where}.kueue", kueue, {"defaultQueues"})
     catalog = _mapping(f"{where}.catalog", data.get("catalog"))
     _check_keys(f"{where}.catalog", catalog, {"endpoint", "secure", "region", "credentialsSecret"})
     job = _mapping(f"{where}.job", data.get("job"))
@@ -315,6 +425,12 @@ def parse_defaults(data: Any, where: str = "defaults") -> ClusterDefaults:
             deletion_strategy=str(strategy),
         ),
         pods=pods,
+        catalog_policy=CatalogPolicy(
+            default=str(policy["default"]) if policy.get("default") else None,
+            allowed=allowed,
+            local_roots=[str(r) for r in _list(f"{where}.catalogPolicy.localRoots", policy.get("localRoots"))],
+        ),
+        kueue=KueueDefaults(default_queues=_str_map(f"{where}.kueue.defaultQueues", kueue.get("defaultQueues"))),
     )
 
 

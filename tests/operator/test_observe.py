@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from e2gan_api.status import ConceptAdapterStatus
 from e2gan_operator.conditions import Outcome, conditions, merge_patch
@@ -72,3 +73,29 @@ def test_merge_patch_removes_changes_and_skips_equal() -> None:
     new = {"a": 1, "m": {"x": 1, "y": 3}, "l": [1, 2], "added": "v"}
     assert merge_patch(old, new) == {"m": {"y": 3}, "l": [1, 2], "added": "v", "gone": None}
     assert merge_patch(new, new) == {}
+
+
+def test_periodic_checks_share_one_index_read_per_catalog(tmp_path: Path) -> None:
+    import asyncio
+
+    from catalog import open_catalog
+    from catalog.samples import SAMPLE_BASE_DIGEST, make_adapter
+    from e2gan_operator.catalogs import Catalogs
+
+    catalog = open_catalog(tmp_path / "catalog")
+    for concept in ("a", "b"):
+        make_adapter(tmp_path / concept, concept, seed=1)
+        catalog.publish(tmp_path / concept, base_digest=SAMPLE_BASE_DIGEST, concept=concept)
+    calls: list[str] = []
+    catalogs = Catalogs(on_call=calls.append)
+
+    async def checks() -> list[list[str]]:
+        found = await asyncio.gather(*(catalogs.shared_versions(str(tmp_path / "catalog"), c, 60.0)
+                                       for c in ["a", "b"] * 50))
+        found.append(await catalogs.shared_versions(str(tmp_path / "catalog"), "a", 60.0))
+        return [[e.concept for e in entries] for entries in found]
+
+    results = asyncio.run(checks())
+    assert results[:2] == [["a"], ["b"]] and len(results) == 101
+    assert calls == ["index"]  # 101 checks of two concepts: one read
+    catalogs.close()

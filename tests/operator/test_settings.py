@@ -70,3 +70,38 @@ def test_unreadable_yaml_is_refused(tmp_path: Path) -> None:
     path.write_text("head: [unclosed")
     with pytest.raises(SettingsError, match="not valid YAML"):
         load_defaults(path)
+
+
+def test_catalog_policy_and_kueue_defaults() -> None:
+    d = parse_defaults({
+        "catalogPolicy": {"default": "s3://adapters/default", "allowed": {"team-a": ["s3://adapters/team-a"]}},
+        "kueue": {"defaultQueues": {"team-a": "a-queue", "*": "shared"}},
+    })
+    assert d.catalog_policy.default == "s3://adapters/default"
+    assert d.catalog_policy.prefixes("team-a") == ["s3://adapters/team-a"] and d.catalog_policy.prefixes("x") is None
+    assert (d.kueue.queue("team-a"), d.kueue.queue("team-b")) == ("a-queue", "shared")
+    s = OperatorSettings.from_env({"E2GAN_DEFAULTS_FILE": "/nonexistent", "E2GAN_DEFAULT_CATALOG": "s3://c/d",
+                                   "E2GAN_LOCAL_CATALOG_ROOTS": "/srv/a:/srv/b"})
+    assert s.cluster.catalog_policy.default == "s3://c/d" and s.cluster.catalog_policy.local_roots == ["/srv/a", "/srv/b"]
+    assert OperatorSettings.from_env({"E2GAN_DEFAULTS_FILE": "/nonexistent"}).cluster.catalog_policy.default is None
+
+
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        ({"catalogPolicy": {"allowed": {"a": ["/etc"]}}}, "catalogPolicy.allowed.a"),
+        ({"catalogPolicy": {"allowed": {"a": ["s3://b/../c"]}}}, "catalogPolicy.allowed.a"),
+        ({"catalogPolicy": {"defualt": "s3://x"}}, "unknown key 'defualt'"),
+        ({"kueue": {"queues": {}}}, "unknown key 'queues'"),
+    ],
+)
+def test_bad_catalog_policy_is_refused(data: object, match: str) -> None:
+    with pytest.raises(SettingsError, match=match):
+        parse_defaults(data)
+
+
+def test_bad_catalog_environment_is_refused() -> None:
+    for env in ({"E2GAN_DEFAULT_CATALOG": "s3://b/../x"}, {"E2GAN_LOCAL_CATALOG_ROOTS": "relative"},
+                {"E2GAN_POLL_JITTER": "2"}, {"E2GAN_BASE_FOLLOW_PER_MINUTE": "0"}):
+        with pytest.raises(SettingsError):
+            OperatorSettings.from_env({"E2GAN_DEFAULTS_FILE": "/nonexistent", **env})

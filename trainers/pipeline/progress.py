@@ -220,6 +220,10 @@ def current_console() -> Console | None:
     return _CONSOLE
 
 
+class ResultNotRecorded(RuntimeError):
+    """The published result could not be written where the operator reads it: the job must fail."""
+
+
 class Progress:
     def __init__(self, catalog: Any | None = None, key: str | None = None, echo: bool = True):
         self.catalog, self.key, self.echo = catalog, key, echo
@@ -231,8 +235,12 @@ class Progress:
         if self.catalog is not None and self.key:
             try:
                 self.catalog.write_progress(self.key, dict(self.state))
-            except Exception as exc:  # progress is advisory: never fail the job on it
-                log.warning("could not write progress to the catalog: %s", exc)
+            except Exception as exc:
+                if "result" in fields:  # the operator learns of the publication only from this write
+                    raise ResultNotRecorded(
+                        f"published, but the result could not be recorded at progress/{self.key}: {exc}"
+                    ) from exc
+                log.warning("could not write progress to the catalog: %s", exc)  # progress is advisory
         if _CONSOLE is not None and self.echo:
             _CONSOLE.update(dict(self.state))
 

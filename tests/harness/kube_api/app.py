@@ -23,6 +23,9 @@ from .options import Options, Result
 from .resources import ResourceType
 from .selectors import Predicate, combine, parse_field_selector, parse_label_selector
 
+# The API server refuses request bodies over 3 MiB (413), as kube-apiserver's MaxRequestBodyBytes.
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+
 log = logging.getLogger(__name__)
 _JSON = "application/json"
 _HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
@@ -62,7 +65,7 @@ class KubeApiApp:
         self.streams: set[watch.WatchStream] = set()
 
     def build(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_REQUEST_BYTES)
         get = web.get
         app.add_routes([
             get("/version", self._version),

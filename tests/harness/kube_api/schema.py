@@ -2,14 +2,16 @@ r"""A CRD version's openAPIV3Schema applied as the API server applies it to cust
 
 Order, as in the real server: prune unknown fields (structural pruning), apply defaults,
 validate against the schema (jsonschema Draft 7 after translating the Kubernetes dialect),
-then evaluate `x-kubernetes-validations` CEL rules (see `cel` for the subset supported;
-a rule outside it is skipped, never reported as a failure).
+then evaluate `x-kubernetes-validations` CEL rules (see `cel`; a rule it cannot evaluate
+refuses the CRD, it is never skipped).
 
 Kubernetes extensions honoured: `x-kubernetes-preserve-unknown-fields`,
 `x-kubernetes-embedded-resource`, `x-kubernetes-int-or-string`, `nullable`,
 `x-kubernetes-list-type: map` with `x-kubernetes-list-map-keys` (to pair list items with
 their old versions for transition rules) and draft-4 style boolean `exclusiveMinimum`.
-`format` is not checked. `pattern` is RE2 on the API server: its `\x{...}` code points,
+Also checked as the real server does: `format: date-time` (RFC 3339), and the uniqueness of
+`x-kubernetes-list-type: map` keys and `set` items (Duplicate value). Other formats are not checked.
+`pattern` is RE2 on the API server: its `\x{...}` code points,
 `\z` and end-anchoring `$` are translated to Python's spelling (`re2_to_python`).
 """
 
@@ -28,6 +30,10 @@ from . import cel
 from .errors import FieldError, forbidden, invalid, required
 
 log = logging.getLogger(__name__)
+# RFC 3339 date-time, as Kubernetes' strfmt checks `format: date-time`.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
 
 _DROPPED_KEYS = {"nullable", "default", "description", "example", "externalDocs", "format", "title"}
 _CEL_REASONS = {
@@ -197,7 +203,12 @@ class StructuralSchema:
         if problems:
             raise ValueError("; ".join(problems[:5]))
         self._validator = Draft7Validator(_root_jsonschema(schema))
-        self._rules: dict[str, cel.Node | None] = {}
+        self._rules: dict[str, cel.Program] = {}
+        for rule in _all_rules(schema):  # a rule the emulator cannot evaluate refuses the CRD, loudly
+            try:
+                self._compiled(rule)
+            except cel.CelUnsupported as exc:
+                raise ValueError(str(exc)) from None
 
     @classmethod
     def cached(cls, schema: dict[str, Any]) -> StructuralSchema:
@@ -281,18 +292,43 @@ class StructuralSchema:
                 if field_error.text() not in seen:
                     seen.add(field_error.text())
                     errors.append(field_error)
+        if not errors:
+            self._check_formats_and_lists(obj, self.schema, "", errors)
         if errors:
             return errors  # CEL rules assume well-typed data
         self._check_rules(obj, old, old is not None, self.schema, "", errors)
         return errors
 
-    def _compiled(self, rule: str) -> cel.Node | None:
+    def _check_formats_and_lists(self, value: Any, schema: dict[str, Any], path: str, errors: list[FieldError]) -> None:
+        if schema.get("format") == "date-time" and isinstance(value, str) and not _RFC3339.match(value):
+            errors.append(invalid(path, value, f"{path} in body must be of type date-time: {value!r}"))
+        if isinstance(value, dict):
+            props = schema.get("properties") or {}
+            extra = schema.get("additionalProperties")
+            for key, item in value.items():
+                sub = props.get(key, extra if isinstance(extra, dict) else None)
+                if isinstance(sub, dict) and not (path == "" and key == "metadata"):
+                    self._check_formats_and_lists(item, sub, join(path, key), errors)
+        elif isinstance(value, list):
+            list_type, keys = schema.get("x-kubernetes-list-type"), schema.get("x-kubernetes-list-map-keys") or []
+            seen: set[str] = set()
+            for n, item in enumerate(value):
+                if list_type == "map" and keys and isinstance(item, dict):
+                    ident = json.dumps({k: item.get(k) for k in keys}, sort_keys=True)
+                elif list_type == "set":
+                    ident = json.dumps(item, sort_keys=True)
+                else:
+                    ident = ""
+                if ident and ident in seen:
+                    shown = json.loads(ident) if list_type == "map" else item
+                    errors.append(FieldError(join(path, n), "FieldValueDuplicate", "", shown, True))
+                seen.add(ident)
+                if isinstance(schema.get("items"), dict):
+                    self._check_formats_and_lists(item, schema["items"], join(path, n), errors)
+
+    def _compiled(self, rule: str) -> cel.Program:
         if rule not in self._rules:
-            try:
-                self._rules[rule] = cel.compile_rule(rule)
-            except cel.CelUnsupported as exc:
-                log.warning("CEL rule %r not evaluated: %s", rule, exc)
-                self._rules[rule] = None
+            self._rules[rule] = cel.compile_rule(rule)  # CelUnsupported: never skipped silently
         return self._rules[rule]
 
     def _check_rules(self, value: Any, old: Any, has_old: bool, schema: dict[str, Any], path: str,
@@ -320,8 +356,6 @@ class StructuralSchema:
                     path: str) -> FieldError | None:
         source = rule.get("rule", "")
         node = self._compiled(source)
-        if node is None:
-            return None
         transition = cel.references(node, "oldSelf")
         if transition and not has_old and not rule.get("optionalOldSelf"):
             return None  # transition rules only run on updates that had a value before
@@ -329,9 +363,6 @@ class StructuralSchema:
         field_path = path + rule.get("fieldPath", "") if rule.get("fieldPath") else path
         try:
             ok = cel.evaluate(node, env)
-        except cel.CelUnsupported as exc:
-            log.warning("CEL rule %r not evaluated: %s", source, exc)
-            return None
         except cel.CelError as exc:
             return invalid(field_path, _type_name(value), f"{exc} evaluating rule: {source}")
         if ok is True:
@@ -348,6 +379,16 @@ class StructuralSchema:
         if reason == "FieldValueInvalid":
             return invalid(field_path, _type_name(value), message)
         return FieldError(field_path, reason, message)
+
+
+def _all_rules(schema: Any) -> list[str]:
+    """Every `x-kubernetes-validations` rule anywhere in a schema."""
+    if isinstance(schema, list):
+        return [r for item in schema for r in _all_rules(item)]
+    if not isinstance(schema, dict):
+        return []
+    own = [r.get("rule", "") for r in schema.get("x-kubernetes-validations") or [] if isinstance(r, dict)]
+    return own + [r for key, value in schema.items() if key != "x-kubernetes-validations" for r in _all_rules(value)]
 
 
 def _correlate(items: list[Any], old: Any, schema: dict[str, Any]) -> list[Any]:
