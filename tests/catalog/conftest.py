@@ -8,13 +8,15 @@ file can move to tests/conftest.py unchanged when other test folders need S3:
     def test_y(rclone_s3): ...      # session server, disk-backed, restartable
     def test_z(rclone_factory): ... # a private server per test (cheap: ~0.1 s to start)
 
-Servers are started on free ports and stopped by PID.
+Servers bind port 0 and report the port they got (no bind-and-release race); a restart reuses it.
+They are stopped by PID.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -30,12 +32,7 @@ import pytest
 
 REGION = "us-east-1"
 MOTO_SCRIPT = Path(__file__).with_name("moto_serial.py")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+RCLONE_LISTENING = re.compile(r"Starting s3 server on \[https?://127\.0\.0\.1:(\d+)/\]")
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -75,6 +72,8 @@ class S3Server:
     process: subprocess.Popen | None = None
     region: str = REGION
     buckets: list[str] = field(default_factory=list)
+    # Reads the port a server started on port 0 chose (from its output).
+    reported_port: Callable[[S3Server], int] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -88,6 +87,8 @@ class S3Server:
 
     def start(self) -> None:
         self.process = self.launch(self)
+        if self.port == 0 and self.reported_port is not None:
+            self.port = self.reported_port(self)
         wait_for_port(self.port, self.process)
 
     def stop(self) -> None:
@@ -135,9 +136,19 @@ class S3Server:
 def _launch_moto(server: S3Server) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(MOTO_SCRIPT), str(server.port)],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,  # one line, "listening on PORT"; moto logs requests to stderr
         stderr=subprocess.DEVNULL,
+        text=True,
     )
+
+
+def _moto_port(server: S3Server) -> int:
+    assert server.process is not None and server.process.stdout is not None
+    line = server.process.stdout.readline()  # blocks until moto listens (or exits)
+    match = re.fullmatch(r"listening on (\d+)\s*", line)
+    if match is None:
+        raise RuntimeError(f"moto did not start: {line!r}")
+    return int(match.group(1))
 
 
 def _enable_moto_auth(server: S3Server) -> tuple[str, str]:
@@ -171,7 +182,7 @@ def _enable_moto_auth(server: S3Server) -> tuple[str, str]:
 def moto_s3() -> Iterator[S3Server]:
     """moto in its own process, in memory, with signature checks on (wrong keys are refused)."""
     pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    server = S3Server("moto", free_port(), "", "", _launch_moto)
+    server = S3Server("moto", 0, "", "", _launch_moto, reported_port=_moto_port)
     server.start()
     try:
         server.access_key, server.secret_key = _enable_moto_auth(server)
@@ -205,9 +216,22 @@ def _rclone_server(root: Path, extra_args: tuple[str, ...] = ()) -> S3Server:
             env={**os.environ, "RCLONE_CONFIG": str(root / "none.conf")},
         )
 
+    def reported_port(server: S3Server, timeout: float = 30.0) -> int:
+        """rclone logs "Starting s3 server on [http://127.0.0.1:PORT/]" once it listens."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = RCLONE_LISTENING.search((root / "rclone.log").read_text(errors="replace"))
+            if match:
+                return int(match.group(1))
+            if server.process is not None and server.process.poll() is not None:
+                raise RuntimeError(f"rclone exited with {server.process.returncode} before listening")
+            time.sleep(0.02)
+        raise RuntimeError(f"rclone did not report its port within {timeout} s")
+
     (root / "data").mkdir(parents=True, exist_ok=True)
     # rclone refuses very short access keys.
-    return S3Server("rclone", free_port(), "rclonecatalogkey", "rclone-catalog-secret-0123", launch)
+    return S3Server("rclone", 0, "rclonecatalogkey", "rclone-catalog-secret-0123", launch,
+                    reported_port=reported_port)
 
 
 @pytest.fixture(scope="session")

