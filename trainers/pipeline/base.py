@@ -91,7 +91,8 @@ def _run_base(
     spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress, checkpoint_every: int
 ) -> tuple[Path, dict]:
     from trainers.models.weights import save_generator
-    from trainers.synthesis import ConceptSource, synthesize_concepts
+    from trainers.synthesis import ConceptSource, check_teachers, synthesize_concepts
+    from trainers.teachers import TeacherUnavailable
     from trainers.text import load_text_encoder
     from trainers.train.base import BaseTrainSettings, train_base
 
@@ -106,6 +107,10 @@ def _run_base(
                       spec.data.seed + 1000 * i)
         for i, concept in enumerate(spec.concepts)
     ]
+    try:
+        check_teachers(items)  # a bad teacher is refused before Ray starts
+    except (TeacherUnavailable, KeyError, ValueError) as exc:
+        raise BaseJobError(str(exc)) from exc
     with ray_session(spec.resources):
         reports = synthesize_concepts(items, store, gpus_per_actor=spec.resources.gpus_per_worker)
     sources, targets, index = [], [], []

@@ -8,7 +8,7 @@ synthesize_batch (trainers.data.pairs) is the unit each actor maps; keys and the
 layout are PairStore's, so the single-machine path and this one share a cache.
 """
 
-from trainers.synthesis.concepts import ConceptSource, synthesize_concepts
+from trainers.synthesis.concepts import ConceptSource, check_teachers, synthesize_concepts
 from trainers.synthesis.faults import CrashOnceTeacher, crash_once_factory
 from trainers.synthesis.plan import Chunk, plan_chunks, plan_keys
 from trainers.synthesis.report import SynthesisReport, WorkerStats
@@ -24,6 +24,7 @@ __all__ = [
     "SynthesisReport",
     "WorkerStats",
     "actor_gpus",
+    "check_teachers",
     "available_actors",
     "crash_once_factory",
     "load_pairs",

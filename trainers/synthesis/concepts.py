@@ -30,6 +30,7 @@ from trainers.synthesis.runner import (
 )
 from trainers.synthesis.stores import open_pair_store
 from trainers.synthesis.workers import TeacherFactory
+from trainers.teachers.base import TeacherUnavailable
 from trainers.teachers.factory import build_teacher
 
 if TYPE_CHECKING:
@@ -47,6 +48,18 @@ class ConceptSource:
     n: int
     size: int
     seed: int = 0
+
+
+def check_teachers(items: list[ConceptSource], factory: TeacherFactory | None = None) -> None:
+    """Build every concept's teacher (no weights load) so a bad one fails before Ray starts.
+
+    Raises TeacherUnavailable, KeyError or ValueError with the concept named.
+    """
+    for i, item in enumerate(items):
+        try:
+            (factory or build_teacher)(item.teacher, item.concept)
+        except (TeacherUnavailable, KeyError, ValueError) as exc:
+            raise type(exc)(f"concepts[{i}].teacher ({item.concept}): {exc}") from exc
 
 
 def plan_concept(

@@ -7,6 +7,7 @@ ray.init (a local cluster, or the RayJob's).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import warnings
@@ -93,11 +94,17 @@ def resolve_batch_size(spec: TeacherSpec, teacher: Teacher, on_gpu: bool) -> int
         return spec.batch_size
     if spec.kind not in DIFFUSION_KINDS or not on_gpu:
         return CPU_BATCH
+    folder = str(getattr(teacher, "folder", spec.model))
+    return _measured_batch(folder, int(getattr(teacher, "resolution", 512)), spec.kind)
+
+
+@functools.lru_cache(maxsize=32)
+def _measured_batch(folder: str, resolution: int, kind: str) -> int:
+    # Once per model and size in this driver: a base's concepts sharing a model probe once.
     import ray
 
     probe = ray.remote(num_gpus=1, num_cpus=0)(_probe_free_gpu)
-    folder = str(getattr(teacher, "folder", spec.model))
-    return int(ray.get(probe.remote(folder, int(getattr(teacher, "resolution", 512)), spec.kind)))
+    return int(ray.get(probe.remote(folder, resolution, kind)))
 
 
 def prepare_job(
