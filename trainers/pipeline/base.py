@@ -71,7 +71,8 @@ def run_base(
             raise BaseJobError(f"catalog: {exc}") from exc
     progress = Progress(catalog, progress_key)
     try:
-        path, state = _run_base(spec, out, storage, progress, checkpoint_every)
+        with ray_session(spec.resources):  # one Ray for synthesis and training (inner sessions join it)
+            path, state = _run_base(spec, out, storage, progress, checkpoint_every)
         if catalog is not None:
             from catalog.bases import publish_base
 
@@ -108,7 +109,7 @@ def _run_base(
         for i, concept in enumerate(spec.concepts)
     ]
     try:
-        check_teachers(items)  # a bad teacher is refused before Ray starts
+        check_teachers(items)  # a bad teacher is refused before any synthesis
     except (TeacherUnavailable, KeyError, ValueError) as exc:
         raise BaseJobError(str(exc)) from exc
     with ray_session(spec.resources):

@@ -127,21 +127,27 @@ def synthesize_concepts(
         },
         num_cpus=0,
     )
+    # Plans are materialized in the object store (images stay there); only their small JSON
+    # metadata comes to the driver, which then knows every chunk before any teacher starts.
+    planned = ds.materialize()
+    metas = [json.loads(m["meta"]) for m in planned.select_columns(["meta"]).take_all()]
+    chunks = sum(1 for m in metas if not m.get("plan"))
     stages = Stages(
         jobs=jobs,
         options=[p[1] for p in prepared],
         store=store_uri,
         settings=settings,
         factory=factory,
-        actors=actors or available_actors(gpus_per_actor, cpus_per_actor),
-        writers=max(1, writers),
+        actors=max(1, min(actors or available_actors(gpus_per_actor, cpus_per_actor), chunks)),
+        writers=max(1, min(writers, chunks)),
         gpus_per_actor=gpus_per_actor,
         cpus_per_actor=cpus_per_actor,
         writer_cpus=writer_cpus,
         max_retries=max_retries,
     )
     started = time.perf_counter()
-    rows = [json.loads(row["meta"]) for row in stages.apply(ds).take_all()]
+    # Everything cached: no actor starts at all.
+    rows = [json.loads(row["meta"]) for row in stages.apply(planned).take_all()] if chunks else metas
     seconds = time.perf_counter() - started
     sink = open_pair_store(store_uri, settings)
     reports = []
@@ -159,7 +165,7 @@ def synthesize_concepts(
             skipped=plan["skipped"],
             chunks=plan["chunks"],
             seconds=seconds,
-            actors=stages.actors,
+            actors=stages.actors if plan["chunks"] else 0,
             settings=settings,
             batch_size=int(job.spec.batch_size or 1),
         )

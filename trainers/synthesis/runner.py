@@ -1,7 +1,9 @@
 """synthesize_pairs: sources -> Ray Data (teacher actors -> writers) -> pair store.
 
 The driver opens the sources, plans every key and drops what the store already holds;
-only the missing chunks reach Ray. Ray must already be initialised: the pipeline owns
+only the missing chunks reach Ray. The teacher and writer stages (Stages) are shared with
+synthesize_concepts, which plans many concepts inside Ray tasks instead (base synthesis).
+Teacher actors take one whole GPU each. Ray must already be initialised: the pipeline owns
 ray.init (a local cluster, or the RayJob's).
 """
 

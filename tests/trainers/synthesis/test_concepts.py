@@ -56,7 +56,7 @@ def test_base_synthesis_runs_through_ray_data(tmp_path: Path) -> None:
         np.testing.assert_array_equal(src, open_source(item.source, item.n, item.size, item.seed).images)
         np.testing.assert_array_equal(tgt, single.load()[1])
     again = synthesize_concepts(items, tmp_path / "pairs", actors=1)
-    assert [(r.made, r.cached) for r in again] == [(0, 5), (0, 4)]
+    assert [(r.made, r.cached, r.actors) for r in again] == [(0, 5, 0), (0, 4, 0)]  # no actor started
     assert [r.keys for r in again] == [r.keys for r in reports]
 
 
