@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST_NAME = "manifest.json"
 # Files an adapter folder may hold; weights are safetensors only (never pickle).
@@ -30,6 +30,19 @@ class FileDigest(BaseModel):
     size: int = Field(ge=0)
 
 
+class TeacherRecord(BaseModel):
+    """The teacher that made the pairs: its id, and how many of its edits the CLIP filter dropped."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str = ""
+    filtered: int = Field(default=0, ge=0, description="pairs dropped by the CLIP filter (teacher.clipModel)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_id(cls, data: object) -> object:
+        return {"id": data} if isinstance(data, str) else data  # manifests once stored the id alone
+
+
 class AdapterManifest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -46,6 +59,7 @@ class AdapterManifest(BaseModel):
     trainable_parameters: int = 0
     spec: dict = Field(default_factory=dict, description="the ConceptAdapter spec that made it")
     files: dict[str, FileDigest] = Field(default_factory=dict)
+    teacher: TeacherRecord = Field(default_factory=TeacherRecord)
 
     def content_digest(self) -> str:
         """Digest of the adapter's content (its files), for no-op re-publishing."""

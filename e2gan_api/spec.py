@@ -195,7 +195,15 @@ class TeacherSpec(SpecModel):
                 {
                     "rule": "self.kind == 'procedural' || has(self.model)",
                     "message": "teacher.model is required when teacher.kind is not procedural",
-                }
+                },
+                {
+                    "rule": "self.scheduler != 'lcm' || (self.kind == 'sdedit' && has(self.lcmLora))",
+                    "message": "teacher.scheduler lcm needs teacher.kind sdedit and teacher.lcmLora (an LCM-LoRA folder)",
+                },
+                {
+                    "rule": "!has(self.lcmLora) || self.scheduler == 'lcm'",
+                    "message": "teacher.lcmLora is only used with teacher.scheduler lcm",
+                },
             ]
         }
     )
@@ -224,11 +232,65 @@ class TeacherSpec(SpecModel):
     strength: float = Field(
         default=0.6, gt=0.0, le=1.0, description="noise strength (SDEdit img2img only)"
     )
-    dtype: Literal["fp32", "fp16", "bf16"] = Field(
-        default="fp32", description="teacher precision; fp16/bf16 on GPU"
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        default="auto", description="teacher precision; auto: bf16 on a GPU, fp32 on a CPU"
     )
-    batch_size: int = Field(default=4, ge=1, le=256, description="images per teacher call")
-    compile: bool = Field(default=False, description="torch.compile the UNet (GPU only)")
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="images per teacher call; unset: chosen from the GPU's free memory (4 on a CPU)",
+    )
+    compile: Literal["off", "default", "max-autotune"] = Field(
+        default="off",
+        description="torch.compile the UNet (GPU only) with fixed shapes; max-autotune adds CUDA "
+        "graphs and kernel autotuning (longer warm-up)",
+    )
+    scheduler: Literal["default", "dpm-solver++", "unipc", "euler-a", "lcm"] = Field(
+        default="default",
+        description="sampler: default is the one the model folder ships; lcm (SDEdit only) needs lcmLora",
+    )
+    lcm_lora: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="local folder (or .safetensors file) of an LCM-LoRA for the teacher's UNet "
+        "(with scheduler lcm: 2-8 steps, guidanceScale 1-2)",
+    )
+    resolution: int | None = Field(
+        default=None,
+        ge=8,
+        le=1024,
+        multiple_of=8,
+        description="px the teacher edits at (sources are resized to it, edits anti-aliased down to "
+        "the training resolution); unset: the model's native size (512 for SD-1.5-family)",
+    )
+    clip_model: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="local folder of a CLIP model (transformers CLIPModel): drop pairs whose edit "
+        "does not follow the prompt (CLIP directional similarity below clipThreshold)",
+    )
+    clip_threshold: float = Field(
+        default=0.2, ge=-1.0, le=1.0, description="minimum CLIP directional similarity of a kept pair"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _compile_bool(cls, data: object) -> object:
+        # compile was a boolean before: true means torch.compile's default mode.
+        if isinstance(data, dict) and isinstance(data.get("compile"), bool):
+            data = {**data, "compile": "default" if data["compile"] else "off"}
+        return data
+
+    @model_validator(mode="after")
+    def _scheduler_needs(self) -> TeacherSpec:
+        if self.scheduler == "lcm" and self.kind != "sdedit":
+            raise ValueError("teacher.scheduler lcm is for teacher.kind sdedit only: pick another scheduler")
+        if self.scheduler == "lcm" and not self.lcm_lora:
+            raise ValueError("teacher.scheduler lcm needs teacher.lcmLora: the path of an LCM-LoRA folder")
+        if self.lcm_lora and self.scheduler != "lcm":
+            raise ValueError("teacher.lcmLora is only used with teacher.scheduler lcm: set both or neither")
+        return self
 
     @model_validator(mode="after")
     def _model_for_diffusion(self) -> TeacherSpec:

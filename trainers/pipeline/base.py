@@ -70,7 +70,8 @@ def run_base(
             raise BaseJobError(f"catalog: {exc}") from exc
     progress = Progress(catalog, progress_key)
     try:
-        path, state = _run_base(spec, out, storage, progress, checkpoint_every)
+        with ray_session(spec.resources):  # one Ray for synthesis and training (inner sessions join it)
+            path, state = _run_base(spec, out, storage, progress, checkpoint_every)
         if catalog is not None:
             from catalog.bases import publish_base
 
@@ -89,27 +90,33 @@ def run_base(
 def _run_base(
     spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress, checkpoint_every: int
 ) -> tuple[Path, dict]:
-    from trainers.data.pairs import PairStore
     from trainers.models.identity import base_identity
     from trainers.models.weights import save_generator
-    from trainers.sources import open_source
-    from trainers.teachers import build_teacher
+    from trainers.synthesis import ConceptSource, check_teachers, synthesize_concepts
+    from trainers.teachers import TeacherUnavailable
     from trainers.text import load_text_encoder
     from trainers.train.base import BaseTrainSettings, train_base
 
     started = time.perf_counter()
     encoder = load_text_encoder(None)
     res = spec.training.resolution
-    store = PairStore(Path(storage) / "pairs" if "://" not in storage else Path("./runs/base-pairs"))
+    store = Path(storage) / "pairs" if "://" not in storage else Path("./runs/base-pairs")
+    progress.stage("Synthesizing", f"{spec.data.pairs} pairs for each of {len(spec.concepts)} concepts")
+    # One Ray Data pipeline for every concept; each sees different scenes (seed offset).
+    items = [
+        ConceptSource(concept.teacher, concept.concept, concept.prompt, spec.data.source, spec.data.pairs, res,
+                      spec.data.seed + 1000 * i)
+        for i, concept in enumerate(spec.concepts)
+    ]
+    try:
+        check_teachers(items)  # a bad teacher is refused before any synthesis
+    except (TeacherUnavailable, KeyError, ValueError) as exc:
+        raise BaseJobError(str(exc)) from exc
+    with ray_session(spec.resources):
+        reports = synthesize_concepts(items, store, gpus_per_actor=spec.resources.gpus_per_worker)
     sources, targets, index = [], [], []
-    for i, concept in enumerate(spec.concepts):
-        progress.stage("Synthesizing", f"{spec.data.pairs} pairs for {concept.concept}")
-        # Each concept sees different scenes (seed offset): more variety for the base.
-        source = open_source(spec.data.source, spec.data.pairs, res, spec.data.seed + 1000 * i)
-        teacher = build_teacher(concept.teacher, concept.concept)
-        keys = store.synthesize(source.images, source.hashes, teacher, concept.prompt, concept.concept,
-                                batch_size=concept.teacher.batch_size)
-        s, t = store.load(keys)
+    for i, report in enumerate(reports):
+        s, t = report.load()
         sources.append(s)
         targets.append(t)
         index.append(np.full(len(s), i, dtype=np.int64))

@@ -278,7 +278,7 @@ def _distill(
         trainable_parameters=trainable_parameters(model) or _lora_parameters(model),
         spec=spec.model_dump(mode="json", by_alias=True),
         files=digest_files(out),
-        teacher=teacher.id,
+        teacher={"id": teacher.id, "filtered": synthesis.filtered},
         synthesis=synthesis.to_dict(),
         total_seconds=round(time.perf_counter() - started, 3),
     )

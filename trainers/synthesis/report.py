@@ -34,7 +34,11 @@ class WorkerStats:
 
 @dataclass
 class SynthesisReport:
-    """keys are in source order; made + cached + recovered == len(keys)."""
+    """keys are in source order; made + cached + recovered == len(keys) + filtered.
+
+    keys hold only the pairs kept: a pair the CLIP filter dropped is counted in filtered
+    and is not stored (a rerun edits it again, with the same seed, and drops it again).
+    """
 
     store: str
     teacher_id: str
@@ -43,6 +47,8 @@ class SynthesisReport:
     cached: int = 0  # found in the store before the run started
     recovered: int = 0  # committed by an attempt that then died (or a concurrent run)
     skipped: int = 0  # source images that could not be read
+    filtered: int = 0  # edits the CLIP filter dropped (teacher.clipModel)
+    batch_size: int = 0  # images per teacher call (the spec's, or chosen from free GPU memory)
     seconds: float = 0.0  # wall time of the Ray stage (actor start-up included)
     steady_seconds: float = 0.0  # first teacher call start to last teacher call end
     actors: int = 0
@@ -82,6 +88,8 @@ class SynthesisReport:
             "cached": self.cached,
             "recovered": self.recovered,
             "skipped": self.skipped,
+            "filtered": self.filtered,
+            "batch_size": self.batch_size,
             "seconds": round(self.seconds, 3),
             "steady_seconds": round(self.steady_seconds, 3),
             "pairs_per_s": round(self.pairs_per_s, 4),

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from e2gan_api.spec import TeacherSpec
 from trainers.data.pairs import Pair, synthesize_batch
 from trainers.synthesis.stores import open_pair_store
 from trainers.teachers.base import Teacher
+from trainers.teachers.clip_filter import ClipFilter
 
 if TYPE_CHECKING:
     from catalog.settings import S3Settings
@@ -44,31 +46,60 @@ def _gpu_peak_bytes() -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class Job:
+    """One concept's synthesis: its teacher spec (batch size resolved), concept and prompt."""
+
+    spec: TeacherSpec
+    concept: str
+    prompt: str
+
+
+def _teacher_key(spec: TeacherSpec, concept: str) -> str:
+    # A diffusion teacher does not depend on the concept: concepts sharing a model share one pipeline.
+    return spec.model_dump_json() + ("" if spec.kind != "procedural" else f"|{concept}")
+
+
 class TeacherWorker:
-    """One teacher per actor; each call edits one planned chunk with synthesize_batch."""
+    """Teachers for every job (one pipeline per distinct model); each call edits one planned chunk."""
 
     def __init__(
         self,
-        spec: TeacherSpec,
-        concept: str,
-        prompt: str,
+        jobs: list[Job],
         store: str,
         settings: S3Settings | None,
         factory: TeacherFactory,
-        options: dict[str, Any],
+        options: list[dict[str, Any]],
         threads: int,
-        warmup_shape: tuple[int, int, int] | None,
+        warm_up: bool,
     ) -> None:
         started = time.perf_counter()
-        self.concept, self.prompt = concept, prompt
-        self.teacher = factory(spec, concept, **options)
+        self.jobs = jobs
         if "torch" in sys.modules and threads > 0:
             sys.modules["torch"].set_num_threads(threads)  # match the CPUs Ray reserved for us
-        # Load the model now, so a chunk's time is teacher time, not start-up time.
-        getattr(self.teacher, "pipeline", None)
-        if warmup_shape is not None and str(getattr(self.teacher, "device", "cpu")).startswith("cuda"):
-            # First CUDA calls pick kernels (and torch.compile traces): pay it before timing starts.
-            self.teacher.edit(np.zeros((spec.batch_size, *warmup_shape), np.uint8), prompt, 0)
+        built: dict[str, Teacher] = {}
+        self.teachers: list[Teacher] = []
+        for job, opts in zip(jobs, options, strict=True):
+            key = _teacher_key(job.spec, job.concept)
+            if key not in built:
+                built[key] = factory(job.spec, job.concept, **opts)
+            self.teachers.append(built[key])
+        filters: dict[tuple[str, float], ClipFilter] = {}
+        self.filters: list[ClipFilter | None] = []
+        for job, teacher in zip(jobs, self.teachers, strict=True):
+            if job.spec.clip_model:
+                fkey = (job.spec.clip_model, job.spec.clip_threshold)
+                device = str(getattr(teacher, "device", "cpu"))
+                filters.setdefault(fkey, ClipFilter(job.spec.clip_model, job.spec.clip_threshold, device))
+                self.filters.append(filters[fkey])
+            else:
+                self.filters.append(None)
+        for teacher in built.values():
+            # Load the model now, so a chunk's time is teacher time, not start-up time.
+            getattr(teacher, "pipeline", None)
+            if warm_up and str(getattr(teacher, "device", "cpu")).startswith("cuda") and hasattr(teacher, "warmup"):
+                # First CUDA calls pick kernels (and torch.compile traces): pay it before timing starts.
+                teacher.warmup()
         self.sink = open_pair_store(store, settings)
         self.worker = _worker_id()
         self.init_s = time.perf_counter() - started
@@ -76,6 +107,10 @@ class TeacherWorker:
     def __call__(self, batch: Batch) -> Batch:
         meta = json.loads(batch["meta"][0])
         images = np.asarray(batch["images"][0], dtype=np.uint8)
+        if meta.get("plan"):
+            return {"meta": [json.dumps(meta)], "sources": [images], "targets": [images]}  # passes through
+        j = int(meta.get("job", 0))
+        job, teacher, clip = self.jobs[j], self.teachers[j], self.filters[j]
         keys, hashes, indices = meta["keys"], meta["hashes"], meta["indices"]
         done = self.sink.recovered(keys, meta["shard"])  # an earlier attempt committed these
         keep = [i for i, k in enumerate(keys) if k not in done]
@@ -84,29 +119,35 @@ class TeacherWorker:
             synthesize_batch(
                 images[keep],
                 [hashes[i] for i in keep],
-                self.teacher,
-                self.prompt,
-                self.concept,
+                teacher,
+                job.prompt,
+                job.concept,
                 indices=[indices[i] for i in keep],
             )
             if keep
             else []
         )
-        busy = time.perf_counter() - t0
         made = [p.key for p in pairs]
         if made != [keys[i] for i in keep]:
             raise RuntimeError(
-                f"teacher id on this worker ({self.teacher.id}) differs from the planned one: the worker "
+                f"teacher id on this worker ({teacher.id}) differs from the planned one: the worker "
                 "resolved the model or dtype differently from the driver; pass the same device to both"
             )
+        filtered: list[str] = []
+        if clip is not None and pairs:
+            passed = clip.keep(np.stack([p.source for p in pairs]), np.stack([p.target for p in pairs]), job.prompt)
+            filtered = [p.key for p, ok in zip(pairs, passed, strict=True) if not ok]
+            pairs = [p for p, ok in zip(pairs, passed, strict=True) if ok]
+        busy = time.perf_counter() - t0
         out = {
             **meta,
-            "keys": made,
+            "keys": [p.key for p in pairs],
             "hashes": [p.source_hash for p in pairs],
             "indices": [p.index for p in pairs],
             "seeds": [p.seed for p in pairs],
-            "teacher_id": self.teacher.id,
-            "made": len(pairs),
+            "teacher_id": teacher.id,
+            "made": len(made),
+            "filtered_keys": filtered,
             "recovered": len(done),
             "worker": self.worker,
             "pid": os.getpid(),
@@ -119,7 +160,7 @@ class TeacherWorker:
         empty = np.empty((0, *images.shape[1:]), np.uint8)
         return {
             "meta": [json.dumps(out)],
-            "sources": [images[keep]],
+            "sources": [np.stack([p.source for p in pairs]) if pairs else empty],
             "targets": [np.stack([p.target for p in pairs]) if pairs else empty],
         }
 
@@ -127,12 +168,15 @@ class TeacherWorker:
 class PairWriter:
     """Commits each chunk's pairs to the store, then passes its figures on (no images)."""
 
-    def __init__(self, store: str, settings: S3Settings | None, prompt: str, concept: str) -> None:
+    def __init__(self, store: str, settings: S3Settings | None, jobs: list[Job]) -> None:
         self.sink = open_pair_store(store, settings)
-        self.prompt, self.concept = prompt, concept
+        self.jobs = jobs
 
     def __call__(self, batch: Batch) -> Batch:
         meta = json.loads(batch["meta"][0])
+        if meta.get("plan"):
+            return {"meta": [json.dumps(meta)]}
+        job = self.jobs[int(meta.get("job", 0))]
         sources = np.asarray(batch["sources"][0], dtype=np.uint8)
         targets = np.asarray(batch["targets"][0], dtype=np.uint8)
         pairs = [
@@ -142,9 +186,9 @@ class PairWriter:
                 target=targets[i],
                 source_hash=meta["hashes"][i],
                 teacher_id=meta["teacher_id"],
-                prompt=self.prompt,
+                prompt=job.prompt,
                 seed=meta["seeds"][i],
-                concept=self.concept,
+                concept=job.concept,
                 index=meta["indices"][i],
             )
             for i, key in enumerate(meta["keys"])

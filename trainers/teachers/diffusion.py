@@ -7,6 +7,7 @@ is dropped when the teacher is pickled (a Ray actor rebuilds it where it runs).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -18,6 +19,9 @@ import numpy as np
 from e2gan_api.spec import TeacherSpec
 from trainers.teachers.base import TeacherUnavailable, check_images, per_image_seeds
 from trainers.teachers.layout import EXPECTED_LAYOUT, check_layout, folder_digest
+from trainers.teachers.memory import CPU_BATCH, auto_batch_size, free_gpu_bytes
+from trainers.teachers.resize import resize, teacher_size, to_uint8
+from trainers.teachers.schedulers import make_scheduler
 from trainers.text.hub import (
     ALLOW_HUB_ENV,
     TokenizerFilesMissing,
@@ -32,6 +36,7 @@ PIPELINE_CLASSES = {
     "instruct-pix2pix": "StableDiffusionInstructPix2PixPipeline",
     "sdedit": "StableDiffusionImg2ImgPipeline",
 }
+MIN_GOOD_RESOLUTION = 256  # px: below this SD-family teachers produce garbage
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 HUB_FILES = ["model_index.json", "unet/*", "vae/*", "text_encoder/*", "tokenizer/*", "scheduler/*"]
 HUB_SKIP = ["*.ckpt", "*.msgpack", "*.h5", "*.onnx", "*.onnx_data", "*fp16*", "*non_ema*"]
@@ -67,6 +72,9 @@ def resolve_model_folder(model: str) -> Path:
 
 
 def _resolve_dtype(name: str, device: str) -> str:
+    if name == "auto":
+        # bf16 keeps fp32's range (no overflow in the VAE) at half the bytes; CPUs stay exact.
+        return "fp32" if device == "cpu" else "bf16"
     if name == "fp16" and device == "cpu":
         log.warning("teacher dtype fp16 is not supported on the CPU; using fp32")
         return "fp32"
@@ -79,8 +87,32 @@ def _torch_dtype(name: str) -> Any:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
+def native_resolution(folder: Path) -> int:
+    """The size the pipeline was trained at: UNet sample size times the VAE's downsampling."""
+    unet = json.loads((folder / "unet" / "config.json").read_text())
+    vae = json.loads((folder / "vae" / "config.json").read_text())
+    return int(unet.get("sample_size", 64)) * 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1)
+
+
+def weight_bytes(folder: Path) -> int:
+    """Bytes of the UNet, VAE and text-encoder weight files (an upper bound on their GPU size)."""
+    return sum(
+        p.stat().st_size
+        for part in ("unet", "vae", "text_encoder")
+        for p in (folder / part).iterdir()
+        if p.name.endswith((".safetensors", ".bin"))
+    )
+
+
 class DiffusionTeacher:
-    """A diffusers image-editing pipeline behind the Teacher interface."""
+    """A diffusers image-editing pipeline behind the Teacher interface.
+
+    Sources are edited at the teacher's own resolution and resized back (anti-aliased) to
+    their size; the prompt's embeddings are computed once per prompt; outputs become uint8
+    on the device. With compile on, every call has the same shape: a short batch is padded.
+    compile_backend (a torch.compile backend) is for tests and benchmarks: with it the UNet
+    is compiled on any device.
+    """
 
     def __init__(
         self,
@@ -88,6 +120,7 @@ class DiffusionTeacher:
         device: str | None = None,
         vae_slicing: bool = False,
         vae_tiling: bool = False,
+        compile_backend: Any = None,
     ) -> None:
         if spec.kind not in PIPELINE_CLASSES:
             raise ValueError(f"DiffusionTeacher handles {', '.join(PIPELINE_CLASSES)}, not {spec.kind!r}")
@@ -101,11 +134,33 @@ class DiffusionTeacher:
         self.dtype_name = _resolve_dtype(spec.dtype, self.device)
         self.vae_slicing = vae_slicing
         self.vae_tiling = vae_tiling
+        self.compile_backend = compile_backend
         self.folder = resolve_model_folder(spec.model)
         check_layout(self.folder, self.kind)
+        self.lcm_lora = check_lcm_lora(spec.lcm_lora) if spec.scheduler == "lcm" else None
+        self.resolution = spec.resolution or native_resolution(self.folder)
+        if self.resolution < MIN_GOOD_RESOLUTION:
+            log.warning(
+                "teacher.resolution %d px is below %d: Stable Diffusion-family teachers make poor edits "
+                "there; set teacher.resolution to 512 (the training resolution is reached by downsampling)",
+                self.resolution,
+                MIN_GOOD_RESOLUTION,
+            )
+        self.batch_size = spec.batch_size or self._auto_batch_size()
         self._tokenizer = self._load_tokenizer()
         self._digest = folder_digest(self.folder)
+        self._lcm_digest = folder_digest(self.lcm_lora) if self.lcm_lora and self.lcm_lora.is_dir() else None
         self._pipe: Any = None
+        self._embeds: dict[str, tuple[Any, Any]] = {}
+
+    def _auto_batch_size(self) -> int:
+        # The Ray path resolves this once on a GPU and sets it in the spec, so every actor and
+        # the plan agree; this is for a teacher used on its own.
+        import torch
+
+        if not self.device.startswith("cuda") or not torch.cuda.is_available():
+            return CPU_BATCH
+        return auto_batch_size(free_gpu_bytes(), weight_bytes(self.folder), self.resolution, self.kind)
 
     def _load_tokenizer(self) -> Any:
         prepare_offline()
@@ -122,6 +177,11 @@ class DiffusionTeacher:
         return tokenizer
 
     @property
+    def compiled(self) -> bool:
+        """Whether the UNet is (to be) compiled: then every call has batch_size images."""
+        return self.spec.compile != "off" and (self.device.startswith("cuda") or self.compile_backend is not None)
+
+    @property
     def id(self) -> str:
         s = self.spec
         settings = f"steps={s.steps},gs={s.guidance_scale:g}"
@@ -130,6 +190,11 @@ class DiffusionTeacher:
             if self.kind == "instruct-pix2pix"
             else f",strength={s.strength:g}"
         )
+        settings += f",res={self.resolution}"
+        if s.scheduler != "default":
+            settings += f",scheduler={s.scheduler}"
+        if self.lcm_lora is not None:
+            settings += f",lcm={self._lcm_digest or self.lcm_lora.name}"
         if self.dtype_name != "fp32":
             settings += f",dtype={self.dtype_name}"
         return f"{self.kind}/{self._digest}/{settings}"
@@ -161,6 +226,13 @@ class DiffusionTeacher:
             raise TeacherUnavailable(
                 f"could not load the {self.kind} pipeline from {self.folder}: {exc}"
             ) from exc
+        pipe.scheduler = make_scheduler(self.spec.scheduler, pipe.scheduler)
+        if self.lcm_lora is not None:
+            try:
+                pipe.load_lora_weights(str(self.lcm_lora))
+            except (OSError, ValueError, KeyError) as exc:
+                raise TeacherUnavailable(f"teacher.lcmLora: could not load {self.lcm_lora}: {exc}") from exc
+            pipe.fuse_lora()  # merged once: no LoRA cost per step
         pipe = pipe.to(self.device)
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
@@ -169,19 +241,46 @@ class DiffusionTeacher:
             pipe.vae.enable_slicing()
         if self.vae_tiling:
             pipe.vae.enable_tiling()
-        if self.spec.compile:
-            if self.device.startswith("cuda"):
-                pipe.unet = torch.compile(pipe.unet)
+        if self.compiled:
+            # Static shapes (dynamic=False): padding keeps every call on the one compiled graph.
+            if self.compile_backend is not None:
+                pipe.unet = torch.compile(pipe.unet, backend=self.compile_backend, dynamic=False)
             else:
-                log.warning("teacher.compile is for GPUs; not compiling the UNet on %s", self.device)
+                pipe.unet = torch.compile(pipe.unet, mode=self.spec.compile, dynamic=False)
+        elif self.spec.compile != "off":
+            log.warning("teacher.compile is for GPUs; not compiling the UNet on %s", self.device)
         pipe.set_progress_bar_config(disable=True)
         return pipe
+
+    def embeddings(self, prompt: str) -> tuple[Any, Any]:
+        """(prompt, empty-prompt) text embeddings [1, L, D], computed once per prompt."""
+        if prompt not in self._embeds:
+            import torch
+
+            pipe = self.pipeline
+            tokens = pipe.tokenizer(
+                [prompt, ""],
+                padding="max_length",
+                max_length=pipe.tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                hidden = pipe.text_encoder(tokens.input_ids.to(self.device))[0]
+            hidden = hidden.to(pipe.unet.dtype)
+            self._embeds[prompt] = (hidden[:1], hidden[1:])
+        return self._embeds[prompt]
+
+    def warmup(self) -> None:
+        """One full batch at the teacher's resolution: kernels chosen, the UNet compiled."""
+        size = self.resolution
+        self.edit(np.zeros((self.batch_size, size, size, 3), np.uint8), "warm-up", 0)
 
     def edit(self, images: np.ndarray, prompt: str, seed: int | Sequence[int]) -> np.ndarray:
         check_images(images)
         seeds = per_image_seeds(seed, len(images))
         out = np.empty_like(images)
-        bs = self.spec.batch_size
+        bs = self.batch_size
         for start in range(0, len(images), bs):
             out[start : start + bs] = self._edit_batch(
                 images[start : start + bs], prompt, seeds[start : start + bs]
@@ -192,38 +291,56 @@ class DiffusionTeacher:
         import torch
 
         pipe = self.pipeline
+        n = len(images)
+        if self.compiled and n < self.batch_size:
+            # A short last chunk would recompile: pad with copies of its last image, drop them after.
+            pad = self.batch_size - n
+            images = np.concatenate([images, np.repeat(images[-1:], pad, axis=0)])
+            seeds = seeds + [seeds[-1]] * pad
         # CPU generators: the same noise on every device, one stream per image.
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0)
+        h, w = images.shape[1:3]
+        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        x = resize(x, teacher_size(h, w, self.resolution))
+        positive, negative = self.embeddings(prompt)
         kwargs: dict[str, Any] = {
-            "prompt": [prompt] * len(images),
+            "prompt_embeds": positive.expand(len(images), -1, -1),
+            "negative_prompt_embeds": negative.expand(len(images), -1, -1),
             "image": x,
             "num_inference_steps": self.spec.steps,
             "guidance_scale": self.spec.guidance_scale,
             "generator": generators,
-            "output_type": "np",
+            "output_type": "pt",
         }
         if self.kind == "instruct-pix2pix":
             kwargs["image_guidance_scale"] = self.spec.image_guidance_scale
         else:
             kwargs["strength"] = self.spec.strength
         with torch.inference_mode():
-            result = np.asarray(pipe(**kwargs).images, dtype=np.float32)
-        edited = (np.clip(result, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        if edited.shape != images.shape:
-            # The pipeline rounds sizes to its VAE's multiple; give back the source size.
-            from PIL import Image
-
-            h, w = images.shape[1:3]
-            edited = np.stack(
-                [np.asarray(Image.fromarray(e).resize((w, h), Image.Resampling.BICUBIC)) for e in edited]
-            )
+            result = pipe(**kwargs).images
+            # Back to the source size (anti-aliased when shrinking), uint8 before leaving the device.
+            edited = to_uint8(resize(result.float(), (h, w)))[:n].cpu().numpy()
         return edited
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_pipe"] = None  # reloaded where the teacher is unpickled
+        state["_embeds"] = {}
         return state
 
     def __repr__(self) -> str:
         return f"DiffusionTeacher({self.id}, folder={self.folder}, device={self.device})"
+
+
+def check_lcm_lora(path: str | None) -> Path:
+    """The LCM-LoRA path, or TeacherUnavailable naming teacher.lcmLora."""
+    if not path:
+        raise TeacherUnavailable("teacher.lcmLora: teacher.scheduler lcm needs the path of an LCM-LoRA")
+    p = Path(path).expanduser()
+    weights = [p] if p.is_file() else list(p.glob("*.safetensors")) if p.is_dir() else []
+    if not weights:
+        raise TeacherUnavailable(
+            f"teacher.lcmLora: {p} is not an LCM-LoRA (a .safetensors file, or a folder holding one, "
+            "such as pytorch_lora_weights.safetensors)"
+        )
+    return p

@@ -7,6 +7,7 @@ from typing import Any
 
 from e2gan_api.spec import TeacherSpec
 from trainers.teachers.base import Teacher
+from trainers.teachers.clip_filter import check_clip_folder
 from trainers.teachers.diffusion import DiffusionTeacher
 from trainers.teachers.procedural import ProceduralTeacher
 
@@ -36,7 +37,9 @@ def _diffusion(spec: TeacherSpec, concept: str, **options: Any) -> Teacher:
 
 def build_teacher(spec: TeacherSpec, concept: str, **options: Any) -> Teacher:
     """The teacher a spec names. options go to the builder (DiffusionTeacher: device,
-    vae_slicing, vae_tiling). Raises TeacherUnavailable when it cannot be built here."""
+    vae_slicing, vae_tiling, compile_backend). Raises TeacherUnavailable when it cannot be built here."""
     if spec.kind not in TEACHER_KINDS:
         raise ValueError(f"unknown teacher kind {spec.kind!r}; known: {', '.join(sorted(TEACHER_KINDS))}")
+    if spec.clip_model:
+        check_clip_folder(spec.clip_model)  # refuse a bad filter before any source is read
     return TEACHER_KINDS[spec.kind](spec, concept, **options)

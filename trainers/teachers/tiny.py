@@ -1,4 +1,4 @@
-"""Tiny random-weight diffusion pipelines built from configs, offline.
+"""Tiny random-weight diffusion pipelines (and a tiny CLIP) built from configs, offline.
 
 For tests and smoke runs: the folder is written with save_pretrained, so it loads by
 path through DiffusionTeacher exactly like a real checkpoint. It lives in the package
@@ -84,4 +84,28 @@ def build_tiny_pipeline(kind: str, folder: str | Path, seed: int = 0) -> Path:
     pipe.save_pretrained(folder)
     # Real checkpoints ship vocab.json and merges.txt; transformers 5 writes tokenizer.json only.
     save_tiny_clip_tokenizer(folder / "tokenizer")
+    return folder
+
+
+def build_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
+    """A random tiny transformers CLIPModel (text + vision) with its tokenizer, saved to folder."""
+    prepare_offline()
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig
+
+    folder = Path(folder)
+    tokenizer = save_tiny_clip_tokenizer(folder)
+    text = tiny_clip_text_config(len(tokenizer), HIDDEN)
+    vision = CLIPVisionConfig(
+        hidden_size=HIDDEN,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=HIDDEN,
+    )
+    torch.manual_seed(seed)
+    config = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=HIDDEN)
+    CLIPModel(config).eval().save_pretrained(folder)
     return folder

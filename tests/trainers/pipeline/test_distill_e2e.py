@@ -104,6 +104,6 @@ def test_distill_with_a_tiny_instruct_pix2pix_teacher(tmp_path):
     result = run_distill(spec, "--no-publish", "--work-dir", str(tmp_path / "work"))
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((tmp_path / "work" / "adapter" / "manifest.json").read_text())
-    assert manifest["teacher"].startswith("instruct-pix2pix/")
+    assert manifest["teacher"]["id"].startswith("instruct-pix2pix/") and manifest["teacher"]["filtered"] == 0
     assert manifest["pairs_synthesized"] == 12
     assert not (tmp_path / "catalog").exists()

@@ -19,7 +19,7 @@ from trainers.sources import folder_images, open_source, source_hashes, syntheti
 from trainers.sources.s3 import s3_images
 from trainers.synthesis import LocalPairSink, open_pair_store, plan_chunks, plan_keys
 from trainers.synthesis.plan import chunk_rows
-from trainers.synthesis.workers import PairWriter, TeacherWorker
+from trainers.synthesis.workers import Job, PairWriter, TeacherWorker
 from trainers.teachers import ProceduralTeacher, build_teacher
 
 
@@ -155,8 +155,9 @@ def test_a_retried_chunk_edits_and_writes_only_what_was_not_committed(tmp_path: 
     keys = plan_keys(hashes, build_teacher(spec, "old-photo").id, "p", "old-photo")
     row = chunk_rows(plan_chunks(keys, hashes, 4, set()), images)[0]
     batch = {"meta": [row["meta"]], "images": [row["images"]]}
-    teacher = TeacherWorker(spec, "old-photo", "p", str(tmp_path), None, build_teacher, {}, 1, None)
-    writer = PairWriter(str(tmp_path), None, "p", "old-photo")
+    jobs = [Job(spec, "old-photo", "p")]
+    teacher = TeacherWorker(jobs, str(tmp_path), None, build_teacher, [{}], 1, False)
+    writer = PairWriter(str(tmp_path), None, jobs)
 
     first = teacher(batch)
     assert json.loads(first["meta"][0])["made"] == 4

@@ -46,9 +46,11 @@ def test_id_names_kind_digest_and_settings(tiny_pipelines: dict[str, Path]) -> N
     spec = TeacherSpec(
         kind="instruct-pix2pix", model=str(folder), steps=20, guidance_scale=7.5, image_guidance_scale=1.5
     )
-    assert DiffusionTeacher(spec).id == f"instruct-pix2pix/{folder_digest(folder)}/steps=20,gs=7.5,igs=1.5"
+    # res: the tiny pipeline's native size (UNet sample 16 x VAE factor 2), the default resolution.
+    assert DiffusionTeacher(spec).id == f"instruct-pix2pix/{folder_digest(folder)}/steps=20,gs=7.5,igs=1.5,res=32"
     sd = TeacherSpec(kind="sdedit", model=str(tiny_pipelines["sdedit"]), steps=4, strength=0.6)
-    assert DiffusionTeacher(sd).id.endswith("/steps=4,gs=7.5,strength=0.6")
+    assert DiffusionTeacher(sd).id.endswith("/steps=4,gs=7.5,strength=0.6,res=32")
+    assert DiffusionTeacher(sd.model_copy(update={"scheduler": "unipc"})).id.endswith(",res=32,scheduler=unipc")
     assert DiffusionTeacher(spec.model_copy(update={"steps": 21})).id != DiffusionTeacher(spec).id
 
 
