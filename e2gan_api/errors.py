@@ -203,4 +203,6 @@ def first_error(exc: Exception, model: type[BaseModel] | None = None) -> str:
         candidate = getattr(spec, str(getattr(exc, "title", "")), None)
         model = candidate if isinstance(candidate, type) and issubclass(candidate, BaseModel) else None
     line = describe(found[0], model)
+    if not found[0].get("loc") and line.startswith(": "):  # the whole document: no field to name
+        line = "the spec" + line
     return " ".join(line.split())  # one line, whatever the message held
