@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from trainers.train.objective import (
     Objective,
@@ -75,10 +75,19 @@ def new_gan_parts(disc: nn.Module, lr: float) -> GanParts:
 
 
 def new_ema(model: nn.Module, decay: float) -> AveragedModel | None:
-    """An EMA copy of the (unwrapped) generator's parameters, or None when decay is 0."""
+    """An EMA copy of the (unwrapped) generator's parameters, or None when decay is 0.
+
+    The decay warms up as (1 + n) / (10 + n) up to `decay`, so a fine-tune of a few
+    hundred steps publishes its trained weights, not an average dominated by the start.
+    """
     if decay <= 0:
         return None
-    return AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1 + float(n)) / (10 + float(n)))
+        return averaged * d + current * (1 - d)
+
+    return AveragedModel(unwrap(model), avg_fn=average, use_buffers=False)
 
 
 def linear_decay(steps: int, decay_from: float) -> Callable[[int], float]:
