@@ -116,6 +116,14 @@ def _distill(
     from trainers.train.search import SearchSettings, run_search, write_search_report
 
     progress.stage("Validating", f"concept {spec.concept}")
+    objective = Objective.from_training(spec.training)
+    if objective.perceptual_weights:
+        from trainers.train.perceptual import PerceptualWeightsError, load_feature_net
+
+        try:
+            load_feature_net(objective.perceptual_weights)
+        except PerceptualWeightsError as exc:
+            raise JobError(str(exc)) from exc
     base_path = resolve_base(spec)
     base = load_generator(base_path)
     base_digest = weights_digest(base_path)
@@ -127,14 +135,6 @@ def _distill(
     if encoder.dim != base.config.text_dim:
         raise JobError(f"base: expects {base.config.text_dim}-d text embeddings, the encoder gives {encoder.dim}")
     text = encoder.encode([spec.prompt])[0]
-    objective = Objective.from_training(spec.training)
-    if objective.perceptual_weights:
-        from trainers.train.perceptual import PerceptualWeightsError, load_feature_net
-
-        try:
-            load_feature_net(objective.perceptual_weights)
-        except PerceptualWeightsError as exc:
-            raise JobError(str(exc)) from exc
     disc_init, disc_note = _base_discriminator(base_path, objective, spec.training.resolution)
     if disc_note:
         print(f"[e2gan] {disc_note}", flush=True)
