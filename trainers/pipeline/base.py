@@ -135,7 +135,7 @@ def _run_base(
         threads=spec.resources.cpus_per_worker,
         checkpoint_every=checkpoint_every,
         generator=generator,
-        objective=Objective.from_training(spec.training).to_dict(),
+        objective=Objective.from_training(spec.training, ndf=spec.width).to_dict(),
     )
     from catalog.ray_storage import storage_for
 

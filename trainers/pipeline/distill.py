@@ -116,7 +116,7 @@ def _distill(
     from trainers.train.search import SearchSettings, run_search, write_search_report
 
     progress.stage("Validating", f"concept {spec.concept}")
-    objective = Objective.from_training(spec.training)
+    objective = Objective.from_training(spec.training)  # its ndf is set from the base below
     if objective.perceptual_weights:
         from trainers.train.perceptual import PerceptualWeightsError, load_feature_net
 
@@ -135,6 +135,7 @@ def _distill(
     if encoder.dim != base.config.text_dim:
         raise JobError(f"base: expects {base.config.text_dim}-d text embeddings, the encoder gives {encoder.dim}")
     text = encoder.encode([spec.prompt])[0]
+    objective.ndf = base.config.width  # the discriminator is as wide as the generator
     disc_init, disc_note = _base_discriminator(base_path, objective, spec.training.resolution)
     if disc_note:
         print(f"[e2gan] {disc_note}", flush=True)

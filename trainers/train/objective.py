@@ -34,9 +34,11 @@ class Objective:
         return cls(l1_weight=1.0, adversarial_weight=0.0, lr_decay_from=1.0)
 
     @classmethod
-    def from_training(cls, training) -> Objective:
-        """From a TrainingSpec."""
+    def from_training(cls, training, ndf: int = 64) -> Objective:
+        """From a TrainingSpec; `ndf` is the discriminator's width (the pipelines pass the
+        generator's width: 64 for the full-size student, as pix2pix; 32 for the built-in base)."""
         return cls(
+            ndf=ndf,
             l1_weight=training.l1_weight,
             adversarial_weight=training.adversarial_weight,
             gan_loss=training.gan_loss,

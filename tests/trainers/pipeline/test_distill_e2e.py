@@ -35,7 +35,7 @@ concept: pencil-sketch
 prompt: turn the photo into a pencil sketch
 data: {pairs: 24, heldOut: 6, keepFraction: 0.5}
 search: {ranks: [1, 2], trials: 2, parallelTrials: 2, steps: 6, earlyStopping: false}
-training: {steps: 40, batchSize: 4, resolution: 32, learningRate: 0.005}
+training: {steps: 16, batchSize: 4, resolution: 32, learningRate: 0.005}
 """
 
 
@@ -71,7 +71,8 @@ def test_distill_publishes_a_verified_adapter(tmp_path):
     # The E2GAN objective: λ·L1 + a PatchGAN scaled to 32 px, fresh (the built-in base ships none).
     objective = manifest["objective"]
     assert objective["l1_weight"] == 100 and objective["adversarial_weight"] == 1 and objective["gan_loss"] == "lsgan"
-    assert objective["discriminator"]["n_layers"] == 1 and objective["discriminator_init"] == "fresh"
+    assert objective["discriminator"]["n_layers"] == 1 and objective["discriminator"]["ndf"] == 32
+    assert objective["discriminator_init"] == "fresh"
     assert result.stdout.count("starts a fresh") + result.stderr.count("starts a fresh") == 1
     # LoRA stored in fp16.
     from safetensors.torch import load_file
