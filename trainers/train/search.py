@@ -7,8 +7,10 @@ its pattern to the base generator, trains on the selected pairs on its assigned 
 stop weak patterns early. The test split never reaches the search.
 
 ASHA compares trials at equal steps (time_attr="step", one shared report interval), and
-its grace period is half the trial: `bench/asha_fairness.py` measured how often a
-pattern stopped at a rung would have been the one chosen (README, "Rank search").
+its grace period is half the trial (it was a quarter). `bench/asha_fairness.py` measures
+whether a pattern stopped at the first rung would have been the one chosen, for both
+fractions; it has not been run yet (README, "Search noise"), so half is a provisional
+choice, the safer one for cheap patterns.
 """
 
 from __future__ import annotations
