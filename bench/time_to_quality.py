@@ -147,6 +147,8 @@ def main() -> None:
         target = round(0.95 * ref["test_at_best_validation"], 3)
         targets.append(target)
         reach["pix2pix"].append(time_to(ref["curve"], target))
+        print(f"seed {seed} pix2pix          lr {lr['pix2pix']:g} → {reach['pix2pix'][-1]} s (converged test "
+              f"{ref['test_at_best_validation']} dB after {ref['seconds']} s; search {searched:.1f} s)", flush=True)
         for arm in arms[1:]:
             torch.manual_seed(seed)
             model = make(arm, task, ranks)
