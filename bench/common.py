@@ -35,8 +35,10 @@ from trainers.train.loop import PairTensors, call_generator  # noqa: E402
 class Task:
     concept: str
     train: PairTensors
-    held: PairTensors
+    held: PairTensors  # validation + test together (older benchmarks)
     base_path: Path
+    validation: PairTensors | None = None  # picks learning rates, ranks, convergence
+    test: PairTensors | None = None  # the only source of reported figures
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -49,6 +51,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--base", type=Path, default=None, help="base weights (default: the built-in base)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--teacher", choices=["procedural", "tiny-diffusion"], default="procedural",
+                   help="tiny-diffusion: a random-weight InstructPix2Pix (stochastic targets)")
     return p
 
 
@@ -59,15 +63,27 @@ def load_task(args: argparse.Namespace, cache: Path = Path("runs/bench-pairs")) 
     # Seed 10_000+: scenes the built-in base never saw.
     source = open_source("builtin://scenes", args.pairs + args.held_out, args.resolution, 10_000 + args.seed)
     store = PairStore(cache)
-    keys = store.synthesize(source.images, source.hashes, ProceduralTeacher(args.concept), args.concept, args.concept, progress=False)
+    teacher = ProceduralTeacher(args.concept)
+    if getattr(args, "teacher", "procedural") == "tiny-diffusion":
+        from e2gan_api.spec import TeacherSpec
+        from trainers.teachers import build_teacher
+        from trainers.teachers.tiny import build_tiny_pipeline
+
+        folder = build_tiny_pipeline("instruct-pix2pix", cache.parent / "tiny-ip2p")
+        teacher = build_teacher(TeacherSpec(kind="instruct-pix2pix", model=str(folder), steps=2), args.concept)
+    keys = store.synthesize(source.images, source.hashes, teacher, args.concept, args.concept, progress=False)
     src, tgt = (to_tensor(a) for a in store.load(keys))
     texts = text.expand(len(src), -1).clone()
     n = args.held_out
+    held = PairTensors(src[-n:], tgt[-n:], texts[-n:])
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed)).tolist()
     return Task(
         concept=args.concept,
         train=PairTensors(src[:-n], tgt[:-n], texts[:-n]),
-        held=PairTensors(src[-n:], tgt[-n:], texts[-n:]),
+        held=held,
         base_path=base_path,
+        validation=held.subset(order[: n // 2]),
+        test=held.subset(order[n // 2:]),
     )
 
 

@@ -51,7 +51,16 @@ class AdapterManifest(BaseModel):
     prompt: str
     base_model_digest: str = Field(description="sha256 of the base weights file")
     ranks: dict[str, int] = Field(description="LoRA rank per crucial layer")
-    metrics: dict[str, float | str | None] = Field(default_factory=dict)
+    # Flat numbers (psnr is the test split's) plus nested groups: `test` {psnr, psnr_ci95,
+    # ssim, sharpness_ratio, ...} and `validation` {psnr}.
+    metrics: dict[str, float | str | None | list[float] | dict[str, float | int | str | None | list[float]]] = Field(
+        default_factory=dict
+    )
+    splits: dict[str, int | str] = Field(
+        default_factory=dict, description="pairs per split: train, validation, test (disjoint, seeded random)"
+    )
+    objective: dict = Field(default_factory=dict, description="loss weights and the discriminator it trained against")
+    adapter_dtype: str = Field(default="fp32", description="precision of the stored LoRA weights")
     pairs_used: int = 0
     pairs_synthesized: int = 0
     training_seconds: float = 0.0

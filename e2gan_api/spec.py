@@ -329,7 +329,12 @@ class DataSpec(SpecModel):
     )
     pairs: int = Field(default=96, ge=2, le=100_000, description="pairs to synthesize")
     held_out: int = Field(
-        default=16, ge=1, le=10_000, description="pairs kept aside to score trials and the result"
+        default=16,
+        ge=2,
+        le=10_000,
+        description="pairs kept aside, drawn at random with the seed and split in two disjoint halves: "
+        "validation (scores search trials and early stopping) and test (the only source of the "
+        "published metrics)",
     )
     keep_fraction: float = Field(
         default=0.5,
@@ -412,6 +417,13 @@ class SearchSpec(SpecModel):
         "the best",
     )
     early_stopping: bool = Field(default=True, description="stop weak trials early (ASHA)")
+    gpus_per_trial: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=16.0,
+        description="GPUs each search trial reserves (fractions share a GPU, so parallelTrials is "
+        "not capped by the GPU count); default 0.25 when the job has GPUs, none otherwise",
+    )
 
     @model_validator(mode="after")
     def _parallel_fits(self) -> SearchSpec:
@@ -447,10 +459,29 @@ class TrainingSpec(SpecModel):
     batch_size: int = Field(default=8, ge=1, le=1024, description="images per step")
     learning_rate: float = Field(default=2e-3, gt=0.0, le=1.0, description="Adam learning rate")
     adversarial_weight: float = Field(
-        default=0.0,
+        default=1.0,
         ge=0.0,
         le=100.0,
-        description="weight of the PatchGAN loss next to L1 (0 disables the discriminator)",
+        description="weight of the conditional PatchGAN loss (0 disables the discriminator)",
+    )
+    l1_weight: float = Field(
+        default=100.0, ge=0.0, le=10_000.0, description="weight of the L1 loss to the teacher (pix2pix: 100)"
+    )
+    gan_loss: Literal["lsgan", "hinge"] = Field(default="lsgan", description="adversarial loss form")
+    discriminator_learning_rate: float = Field(
+        default=2e-4, gt=0.0, le=1.0, description="Adam learning rate of the discriminator"
+    )
+    ema_decay: float = Field(
+        default=0.99, ge=0.0, lt=1.0, description="decay of the generator's weight EMA (0 disables it)"
+    )
+    perceptual_weights: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="path of a VGG-style feature network in safetensors (torchvision's "
+        "features.N.weight names) for a perceptual loss; never downloaded",
+    )
+    perceptual_weight: float = Field(
+        default=1.0, ge=0.0, le=1000.0, description="weight of the perceptual loss (with perceptualWeights)"
     )
     max_seconds: int = Field(
         default=3600, ge=1, le=7 * 24 * 3600, description="wall-clock cap of the fine-tune"
@@ -502,6 +533,9 @@ class ExportSpec(SpecModel):
 
     onnx: bool = Field(default=True, description="export the merged generator to ONNX (fp32)")
     fp16: bool = Field(default=True, description="also export an fp16 ONNX model")
+    adapter_dtype: Literal["fp16", "fp32"] = Field(
+        default="fp16", description="precision the LoRA weights are stored in"
+    )
 
 
 class CatalogSpec(SpecModel):

@@ -2,8 +2,7 @@
 
 Clustering the features of the candidate sources and keeping one sample per cluster
 gives a small subset that still covers the data's variety; random_subset is the
-baseline it is compared with. A small torch k-means++ keeps this dependency-free and
-deterministic by seed. Feature extractors live in features.py and are re-exported here.
+baseline it is compared with. k-means is scikit-learn's, deterministic by seed. Feature extractors live in features.py and are re-exported here.
 """
 
 from __future__ import annotations
@@ -34,50 +33,24 @@ def subset_size(n: int, fraction: float) -> int:
     return min(n, max(1, math.ceil(round(fraction * n, 9))))
 
 
-def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding: each new centre drawn with probability ~ squared distance."""
-    n = len(x)
-    chosen = [int(torch.randint(n, (1,), generator=gen))]
-    d2 = torch.cdist(x, x[chosen[0]][None]).squeeze(1) ** 2
-    for _ in range(1, k):
-        if float(d2.sum()) <= 0.0:
-            # Every point sits on a centre (duplicates): take any point not chosen yet.
-            rest = torch.ones(n, dtype=torch.bool)
-            rest[chosen] = False
-            candidates = rest.nonzero().squeeze(1)
-            nxt = int(candidates[torch.randint(len(candidates), (1,), generator=gen)])
-        else:
-            nxt = int(torch.multinomial(d2, 1, generator=gen))
-        chosen.append(nxt)
-        d2 = torch.minimum(d2, torch.cdist(x, x[nxt][None]).squeeze(1) ** 2)
-    return x[chosen].clone()
-
-
 def kmeans(
     features: torch.Tensor, k: int, seed: int = 0, iters: int = 50
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means with k-means++ seeding: (centres [k, D], assignment [N] long)."""
+    """scikit-learn's k-means (k-means++ seeding, one seeded run): (centres [k, D], assignment [N] long)."""
+    import warnings
+
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     x = torch.as_tensor(features).detach().to("cpu", torch.float32).reshape(len(features), -1)
     n = len(x)
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}], got {k}")
-    gen = torch.Generator().manual_seed(seed)
-    centres = _kmeans_pp(x, k, gen)
-    assign = torch.cdist(x, centres).argmin(1)
-    for _ in range(iters):
-        sums = torch.zeros_like(centres).index_add_(0, assign, x)
-        counts = torch.bincount(assign, minlength=k)
-        centres = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centres)
-        empty = (counts == 0).nonzero().squeeze(1)
-        if len(empty):
-            # Re-seed empty clusters on the points farthest from their centres.
-            dist = torch.cdist(x, centres).gather(1, assign[:, None]).squeeze(1)
-            centres[empty] = x[dist.topk(len(empty)).indices]
-        new_assign = torch.cdist(x, centres).argmin(1)
-        if torch.equal(new_assign, assign):
-            break
-        assign = new_assign
-    return centres, assign
+    with warnings.catch_warnings():  # duplicates: fewer distinct clusters than k is fine here
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted = KMeans(n_clusters=k, init="k-means++", n_init=1, max_iter=iters, random_state=seed).fit(x.numpy())
+    centres = torch.from_numpy(fitted.cluster_centers_).to(torch.float32)
+    return centres, torch.from_numpy(fitted.labels_).to(torch.long)
 
 
 def select_nearest_centres(

@@ -45,3 +45,33 @@ def load_generator(path: Path) -> E2GANGenerator:
 
 def weights_digest(path: Path) -> str:
     return sha256_file(Path(path))
+
+
+def discriminator_path(generator_path: Path) -> Path:
+    """Where the discriminator trained with a generator is shipped: beside it."""
+    generator_path = Path(generator_path)
+    return generator_path.with_name(generator_path.name.removesuffix(".safetensors") + ".discriminator.safetensors")
+
+
+def save_discriminator(disc, path: Path, extra: dict[str, str] | None = None) -> Path:
+    """PatchDiscriminator weights + shape in the metadata, written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in disc.state_dict().items()}
+    meta = {"format": "e2gan-discriminator/v1", "ndf": str(disc.ndf), "n_layers": str(disc.n_layers), **(extra or {})}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def load_discriminator(path: Path):
+    """The PatchDiscriminator saved at `path` (ValueError when it is not one)."""
+    from trainers.models.discriminator import PatchDiscriminator
+
+    meta = read_metadata(Path(path))
+    if meta.get("format") != "e2gan-discriminator/v1":
+        raise ValueError(f"{path}: not an e2gan discriminator")
+    disc = PatchDiscriminator(ndf=int(meta["ndf"]), n_layers=int(meta["n_layers"]))
+    disc.load_state_dict(load_file(str(path)))
+    return disc

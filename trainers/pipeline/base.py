@@ -91,13 +91,21 @@ def _run_base(
     spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress, checkpoint_every: int
 ) -> tuple[Path, dict]:
     from trainers.models.identity import base_identity
-    from trainers.models.weights import save_generator
+    from trainers.models.weights import discriminator_path, save_discriminator, save_generator
     from trainers.synthesis import ConceptSource, check_teachers, synthesize_concepts
     from trainers.teachers import TeacherUnavailable
     from trainers.text import load_text_encoder
     from trainers.train.base import BaseTrainSettings, train_base
+    from trainers.train.objective import Objective
 
     started = time.perf_counter()
+    if spec.training.perceptual_weights:  # refused before any synthesis or training
+        from trainers.train.perceptual import PerceptualWeightsError, load_feature_net
+
+        try:
+            load_feature_net(spec.training.perceptual_weights)
+        except PerceptualWeightsError as exc:
+            raise BaseJobError(str(exc)) from exc
     encoder = load_text_encoder(None)
     res = spec.training.resolution
     store = Path(storage) / "pairs" if "://" not in storage else Path("./runs/base-pairs")
@@ -134,6 +142,7 @@ def _run_base(
         threads=spec.resources.cpus_per_worker,
         checkpoint_every=checkpoint_every,
         generator=generator,
+        objective=Objective.from_training(spec.training, ndf=spec.width).to_dict(),
     )
     from catalog.ray_storage import storage_for
 
@@ -141,7 +150,7 @@ def _run_base(
     storage_path, storage_fs = storage_for(storage if "://" in storage else Path(storage).resolve())
     progress.stage("Training", f"{len(spec.concepts)} concepts, {spec.training.steps} steps")
     with ray_session(spec.resources):
-        model, state = train_base(
+        model, state, disc = train_base(
             np.concatenate(sources), np.concatenate(targets), np.concatenate(index), text_table, settings,
             storage_path, storage_filesystem=storage_fs,
         )
@@ -152,5 +161,7 @@ def _run_base(
         "spec": spec.model_dump_json(by_alias=True),
     }
     save_generator(model, out, extra=meta)
+    if disc is not None:  # shipped beside the base: concept fine-tunes start from it
+        save_discriminator(disc, discriminator_path(out), extra={"resolution": str(res)})
     return out, {"steps": state["step"], "loss": state.get("loss"), "seconds": round(time.perf_counter() - started, 1),
                  "concepts": len(spec.concepts)}

@@ -24,6 +24,7 @@ from trainers.pipeline.progress import Progress
 from trainers.pipeline.resources import (
     builtin_base_path,
     cpus_per_train_worker,
+    gpus_per_trial,
     ray_session,
     threads_per_trial,
 )
@@ -100,7 +101,7 @@ def _distill(
     from trainers.data.convert import to_tensor
     from trainers.data.select import select_nearest_centres
     from trainers.evaluate.grid import save_grid
-    from trainers.evaluate.metrics import inception_metrics, psnr, ssim
+    from trainers.evaluate.metrics import inception_metrics, psnr, split_metrics, ssim
     from trainers.export.onnx import export_and_verify
     from trainers.models.generator import ConceptGenerator
     from trainers.models.identity import check_base
@@ -113,9 +114,18 @@ def _distill(
     from trainers.train.concept import ConceptTrainSettings, train_concept
     from trainers.train.loop import PairTensors
     from trainers.train.lora import load_adapter, trainable_parameters
+    from trainers.train.objective import Objective, default_device
     from trainers.train.search import SearchSettings, run_search, write_search_report
 
     progress.stage("Validating", f"concept {spec.concept}")
+    objective = Objective.from_training(spec.training)  # its ndf is set from the base below
+    if objective.perceptual_weights:
+        from trainers.train.perceptual import PerceptualWeightsError, load_feature_net
+
+        try:
+            load_feature_net(objective.perceptual_weights)
+        except PerceptualWeightsError as exc:
+            raise JobError(str(exc)) from exc
     base_path = resolve_base(spec)
     base = load_generator(base_path)
     base_digest = weights_digest(base_path)
@@ -131,6 +141,10 @@ def _distill(
     except ValueError as exc:
         raise JobError(str(exc)) from exc
     text = encoder.encode([spec.prompt])[0]
+    objective.ndf = base.config.width  # the discriminator is as wide as the generator
+    disc_init, disc_note = _base_discriminator(base_path, objective, spec.training.resolution)
+    if disc_note:
+        print(f"[e2gan] {disc_note}", flush=True)
 
     work = Path(work_dir or tempfile.mkdtemp(prefix=f"e2gan-{spec.concept}-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -164,19 +178,24 @@ def _distill(
     src_u8, tgt_u8 = synthesis.load()
     src, tgt = to_tensor(src_u8), to_tensor(tgt_u8)
     texts = text.expand(len(src), -1).clone()
-    n_held = spec.data.held_out
-    held = PairTensors(src[-n_held:], tgt[-n_held:], texts[-n_held:])
-    pool = PairTensors(src[:-n_held], tgt[:-n_held], texts[:-n_held])
+    test_idx, val_idx, pool_idx = random_splits(len(src), spec.data.held_out, spec.data.seed)
+    all_pairs = PairTensors(src, tgt, texts)
+    test, validation, pool = (all_pairs.subset(list(i)) for i in (test_idx, val_idx, pool_idx))
 
     progress.stage("Selecting", f"keep {spec.data.keep_fraction:.0%} of {len(pool)} pairs by k-means")
+    device = default_device()
     if spec.data.selection_features == "clip":
         from trainers.data.select import clip_image_features
 
-        features = clip_image_features(spec.data.clip_model)(src_u8[:-n_held])
-    else:
-        features = base.bottleneck_features(pool.source, pool.text)
+        features = clip_image_features(spec.data.clip_model)(src_u8[pool_idx])
+    else:  # the base's bottleneck, computed on this process's accelerator
+        base.to(device)
+        features = base.bottleneck_features(pool.source.to(device), pool.text.to(device)).cpu()
+        base.cpu()
     chosen = select_nearest_centres(features, spec.data.keep_fraction, seed=spec.data.seed)
     train = pool.subset(list(chosen))
+    splits = {"train": len(train), "validation": len(validation), "test": len(test), "pool": len(pool),
+              "seed": spec.data.seed, "method": "seeded random permutation; train = k-means selection of the pool"}
 
     with session:
         progress.stage("Searching", f"{spec.search.trials} rank patterns, {spec.search.parallel_trials} at a time")
@@ -189,7 +208,7 @@ def _distill(
         report = run_search(
             base,
             train,
-            held,
+            validation,
             SearchSettings(
                 ranks=list(spec.search.ranks),
                 trials=spec.search.trials,
@@ -201,7 +220,8 @@ def _distill(
                 early_stopping=spec.search.early_stopping,
                 seed=spec.training.seed,
                 cpus_per_trial=threads_per_trial(spec),
-                gpus_per_trial=float(gpus),
+                gpus_per_trial=gpus_per_trial(spec),
+                objective=objective.to_dict(),
             ),
             storage_path=str(work / "ray"),
             on_trial=on_trial,
@@ -220,7 +240,8 @@ def _distill(
                 lr=spec.training.learning_rate,
                 seed=spec.training.seed,
                 max_seconds=spec.training.max_seconds,
-                adversarial_weight=spec.training.adversarial_weight,
+                objective=objective.to_dict(),
+                discriminator=disc_init,
                 workers=spec.resources.workers,
                 use_gpu=gpus > 0,
                 cpus_per_worker=cpus_per_train_worker(spec),
@@ -229,31 +250,41 @@ def _distill(
             run_name=f"finetune-{spec.concept}-{int(time.time())}",
         )
 
-    progress.stage("Evaluating", f"{n_held} held-out pairs")
-    model = load_adapter(base, adapter_dir)
-    with torch.no_grad():
-        student = model(held.source, held.text)
-        before = base(held.source, held.text)
-    metrics: dict[str, float | str | None] = {
-        "psnr": psnr(student, held.target),
-        "ssim": ssim(student, held.target),
-        "base_psnr": psnr(before, held.target),
-        "base_ssim": ssim(before, held.target),
-        "search_best_psnr": report["best_psnr"],
-    }
-    metrics.update(inception_metrics(student, held.target, inception))
-
+    progress.stage("Evaluating", f"{len(test)} test pairs, {len(validation)} validation pairs")
     out = work / "adapter"
     out.mkdir(exist_ok=True)
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        (out / name).write_bytes((adapter_dir / name).read_bytes())
-    save_grid([held.source, held.target, before, student], out / "preview.png")
+    (out / "adapter_config.json").write_bytes((adapter_dir / "adapter_config.json").read_bytes())
+    (out / "adapter_model.safetensors").write_bytes((adapter_dir / "adapter_model.safetensors").read_bytes())
+    if spec.export.adapter_dtype == "fp16":
+        from trainers.train.lora import cast_adapter
+
+        cast_adapter(out / "adapter_model.safetensors", torch.float16)
+    # Everything below reads the adapter as published (fp16 when stored so).
+    model = load_adapter(base, out).to(device)
+    base.to(device)
+    with torch.no_grad():
+        student, before = (m(test.source.to(device), test.text.to(device)).cpu() for m in (model, base))
+        val_student, val_before = (m(validation.source.to(device), validation.text.to(device)).cpu() for m in (model, base))
+    model.cpu()
+    base.cpu()
+    test_metrics = split_metrics(student, test.target) | {"base_psnr": psnr(before, test.target)}
+    metrics: dict = {
+        "psnr": test_metrics["psnr"],  # the test split's, as every published figure
+        "ssim": test_metrics["ssim"],
+        "base_psnr": test_metrics["base_psnr"],
+        "base_ssim": ssim(before, test.target),
+        "search_best_psnr": report["best_psnr"],
+        "test": test_metrics,
+        "validation": {"psnr": psnr(val_student, validation.target), "base_psnr": psnr(val_before, validation.target)},
+    }
+    metrics.update(inception_metrics(student, test.target, inception))
+    save_grid([test.source, test.target, before, student], out / "preview.png")
     write_search_report(report, out / "search.json")
     save_text_embedding(out, text, encoder.name, spec.prompt)  # apply needs no text encoder
 
     if spec.export.onnx:
         progress.stage("Exporting", "merge LoRA → ONNX, check against torch")
-        merged = load_adapter(base, adapter_dir).merge_and_unload()
+        merged = load_adapter(base, out).merge_and_unload()
         export = export_and_verify(ConceptGenerator(merged, text), out, res, fp16=spec.export.fp16)
         metrics.update(
             onnx_max_abs_diff=export.max_abs_diff,
@@ -264,6 +295,8 @@ def _distill(
         )
     adapter_bytes = (out / "adapter_model.safetensors").stat().st_size
     metrics["adapter_bytes"] = adapter_bytes
+    metrics["student_bytes"] = base_path.stat().st_size  # the full fp32 student the adapter edits
+    metrics["adapter_size_ratio"] = round(metrics["student_bytes"] / adapter_bytes, 2)
 
     manifest = AdapterManifest(
         concept=spec.concept,
@@ -280,6 +313,10 @@ def _distill(
         files=digest_files(out),
         teacher={"id": teacher.id, "filtered": synthesis.filtered},
         synthesis=synthesis.to_dict(),
+        splits=splits,
+        objective=objective.describe(_shape_only(disc_init, objective, res)) | {
+            "discriminator_init": "base" if disc_init else ("fresh" if objective.adversarial else None)},
+        adapter_dtype=spec.export.adapter_dtype,
         total_seconds=round(time.perf_counter() - started, 3),
     )
     (out / MANIFEST_NAME).write_text(json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True))
@@ -291,6 +328,45 @@ def _distill(
         progress.update(result=_entry_dict(entry))
     progress.stage("Done", f"PSNR {metrics['psnr']:.2f} dB (base {metrics['base_psnr']:.2f} dB)")
     return DistillResult(folder=out, manifest=manifest, entry=entry)
+
+
+def random_splits(n: int, held_out: int, seed: int) -> tuple[list[int], list[int], list[int]]:
+    """Three disjoint seeded random splits (test, validation, train pool), never by file order."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    n_test = held_out - held_out // 2
+    n_val = held_out // 2
+    return order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+
+
+def _base_discriminator(base_path: Path, objective, resolution: int) -> tuple[dict | None, str | None]:
+    """The discriminator shipped beside the base, as the fine-tune's start (or why not)."""
+    if not objective.adversarial:
+        return None, None
+    from trainers.models.discriminator import layers_for
+    from trainers.models.weights import discriminator_path, load_discriminator
+
+    path = discriminator_path(base_path)
+    if not path.is_file():
+        return None, f"the base has no discriminator beside it ({path.name}); the fine-tune starts a fresh one"
+    try:
+        disc = load_discriminator(path)
+    except ValueError as exc:
+        return None, f"{exc}; the fine-tune starts a fresh discriminator"
+    if disc.n_layers != layers_for(resolution) or disc.ndf != objective.ndf:
+        return None, (f"the base's discriminator ({disc.n_layers} layers, ndf {disc.ndf}) does not fit "
+                      f"{resolution} px; the fine-tune starts a fresh one")
+    return {"shape": {"ndf": disc.ndf, "n_layers": disc.n_layers}, "state": disc.state_dict()}, None
+
+
+def _shape_only(disc_init: dict | None, objective, resolution: int):
+    from trainers.models.discriminator import PatchDiscriminator
+    from trainers.train.objective import new_discriminator
+
+    if disc_init:
+        return PatchDiscriminator(**disc_init["shape"])
+    return new_discriminator(objective, resolution)
 
 
 def _lora_parameters(model: torch.nn.Module) -> int:

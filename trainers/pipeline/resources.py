@@ -27,6 +27,17 @@ def threads_per_trial(spec: ConceptAdapterSpec) -> float:
     return max(1.0, float(cpus // max(1, spec.search.parallel_trials)))
 
 
+def gpus_per_trial(spec: ConceptAdapterSpec) -> float:
+    """GPUs each search trial reserves: the spec's, else a quarter GPU when the job has GPUs.
+
+    Fractions let several trials share one GPU, so parallelTrials is not capped by the
+    number of GPUs; a CPU-only job reserves none.
+    """
+    if spec.resources.gpus_per_worker == 0:
+        return 0.0
+    return float(spec.search.gpus_per_trial) if spec.search.gpus_per_trial is not None else 0.25
+
+
 def cpus_per_train_worker(spec: ConceptAdapterSpec) -> float:
     """CPUs a fine-tune worker reserves: the spec's, capped by this machine on a local cluster."""
     cpus = float(spec.resources.cpus_per_worker)

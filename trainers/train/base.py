@@ -30,6 +30,7 @@ class BaseTrainSettings:
     threads: int = 1  # torch threads per worker (may exceed the reservation on a laptop)
     checkpoint_every: int = 200
     generator: dict = field(default_factory=dict)
+    objective: dict = field(default_factory=dict)  # an Objective's fields; empty = the default
 
 
 def _unit(batch: torch.Tensor) -> torch.Tensor:
@@ -44,32 +45,40 @@ def base_train_loop(config: dict) -> None:
     from tqdm import tqdm
 
     from trainers.train.checkpoint import load_checkpoint, save_checkpoint
-    from trainers.train.loop import PairTensors, fit
+    from trainers.train.loop import PairTensors, fit, new_ema, new_gan_parts, unwrap
+    from trainers.train.objective import Objective, new_discriminator, place
     from trainers.train.ray_run import report_checkpoint
 
     torch.manual_seed(config["seed"])
     torch.set_num_threads(max(1, int(config["threads"])))
-    model = E2GANGenerator(GeneratorConfig(**config["generator"]))
+    device = ray.train.torch.get_device()
+    objective = Objective(**config["objective"])
+    model = place(E2GANGenerator(GeneratorConfig(**config["generator"])), device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], betas=(0.5, 0.999))
+    disc = new_discriminator(objective, config["source"].shape[1])
+    gan = new_gan_parts(place(disc, device), objective.discriminator_lr) if disc is not None else None
+    ema = new_ema(model, objective.ema_decay)
     start = 0
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
-            start = load_checkpoint(Path(folder), model, optimizer)["step"]
+            start = load_checkpoint(Path(folder), model, optimizer, gan, ema)["step"]
         print(f"[e2gan] resuming base training from step {start}", flush=True)
-    model = ray.train.torch.prepare_model(model)
-    device = ray.train.torch.get_device()
+    model = ray.train.torch.prepare_model(model)  # DDP across workers, on this worker's device
+    if gan is not None:
+        gan.disc = ray.train.torch.prepare_model(gan.disc)
     rank = ray.train.get_context().get_world_rank()
     world = ray.train.get_context().get_world_size()
     # Pairs arrive in memory (a few thousand small images); each worker trains on its
-    # own slice. Ray Data streaming cost more than the model on a 2-core machine.
+    # own slice, moved once to its device. Ray Data streaming cost more than the model
+    # on a 2-core machine.
     index = np.arange(rank, len(config["source"]), world)
     text_table = torch.as_tensor(np.asarray(config["text_table"]), dtype=torch.float32)
     data = PairTensors(
-        _unit(torch.from_numpy(config["source"][index])).to(device),
-        _unit(torch.from_numpy(config["target"][index])).to(device),
-        text_table[torch.from_numpy(config["concept"][index])].to(device),
-    )
+        _unit(torch.from_numpy(config["source"][index])),
+        _unit(torch.from_numpy(config["target"][index])),
+        text_table[torch.from_numpy(config["concept"][index])],
+    ).to(device)
     bar = tqdm(total=config["steps"], initial=start, desc="base", disable=rank != 0, mininterval=5)
     every = config["checkpoint_every"]
     started = time.perf_counter()
@@ -78,8 +87,8 @@ def base_train_loop(config: dict) -> None:
         bar.update(1)
         out_of_time = time.perf_counter() - started > config["max_seconds"]
         if step % every == 0 or step == config["steps"] or out_of_time:
-            inner = model.module if hasattr(model, "module") else model
-            report_checkpoint(step, loss, lambda folder: save_checkpoint(folder, inner, optimizer, step, {"loss": loss}))
+            report_checkpoint(step, loss, lambda folder: save_checkpoint(
+                folder, unwrap(model), optimizer, step, {"loss": loss}, gan, ema))
         return out_of_time
 
     fit(
@@ -89,6 +98,10 @@ def base_train_loop(config: dict) -> None:
         batch_size=config["batch_size"],
         lr=config["lr"],
         seed=config["seed"] + rank,
+        objective=objective,
+        gan=gan,
+        ema=ema,
+        device=device,
         start_step=start,
         optimizer=optimizer,
         on_step=on_step,
@@ -105,9 +118,13 @@ def train_base(
     storage_path: str,
     run_name: str = "base",
     storage_filesystem=None,
-) -> tuple[E2GANGenerator, dict]:
-    """Train (or resume) the base; return the generator and the last checkpoint's state."""
-    from trainers.train.checkpoint import load_checkpoint
+) -> tuple[E2GANGenerator, dict, torch.nn.Module | None]:
+    """Train (or resume) the base; return the generator (its EMA when kept), the last
+    checkpoint's state and the discriminator (None without an adversarial loss)."""
+    from safetensors.torch import load_file
+
+    from trainers.models.discriminator import PatchDiscriminator
+    from trainers.train.checkpoint import DISC_FILE, EMA_FILE, load_checkpoint
     from trainers.train.ray_run import WorkerGroup, run_torch_trainer
 
     result = run_torch_trainer(
@@ -125,12 +142,19 @@ def train_base(
             "target": target,
             "concept": concept_index.astype(np.int64),
             "threads": settings.threads,
+            "objective": settings.objective,
         },
         WorkerGroup(settings.workers, settings.use_gpu, settings.cpus_per_worker, storage_path, run_name,
                     storage_filesystem, checkpoints_kept=2),
         "base training",
     )
     model = E2GANGenerator(GeneratorConfig(**settings.generator))
+    disc = None
     with result.checkpoint.as_directory() as folder:
         state = load_checkpoint(Path(folder), model, None)
-    return model.eval(), state
+        if (Path(folder) / EMA_FILE).is_file():
+            model.load_state_dict(load_file(str(Path(folder) / EMA_FILE)))
+        if "discriminator" in state and (Path(folder) / DISC_FILE).is_file():
+            disc = PatchDiscriminator(**state["discriminator"])
+            disc.load_state_dict(load_file(str(Path(folder) / DISC_FILE)))
+    return model.eval(), state, disc

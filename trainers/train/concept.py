@@ -1,20 +1,25 @@
 """The per-concept fine-tune: crucial-layer LoRA with the searched ranks, via Ray Train.
 
-The base stays frozen; only the LoRA matrices train. Checkpoints are PEFT adapter
-folders (safetensors) so a resumed run and the published adapter share one format.
+The base stays frozen; only the LoRA matrices train, against the E2GAN objective (λ·L1
++ a conditional PatchGAN started from the base's discriminator when it shipped one).
+Checkpoints hold the PEFT adapter, its Adam state, the discriminator with its own
+Adam state, the EMA adapter and the step, so a resumed run continues all of them.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from trainers.models.generator import E2GANGenerator, GeneratorConfig
 from trainers.train.loop import PairTensors
+
+EMA_DIR = "ema"
+STEP_FILE = "step.txt"
 
 
 @dataclass
@@ -25,11 +30,26 @@ class ConceptTrainSettings:
     lr: float
     seed: int
     max_seconds: float
-    adversarial_weight: float = 0.0
+    objective: dict = field(default_factory=dict)  # an Objective's fields; empty = the default
+    discriminator: dict | None = None  # {"shape": {ndf, n_layers}, "state": {...}} from the base
     workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
     checkpoint_every: int = 100
+
+
+def _discriminator(objective, config: dict, resolution: int):
+    from trainers.models.discriminator import PatchDiscriminator
+    from trainers.train.objective import new_discriminator
+
+    given = config.get("discriminator")
+    if not objective.adversarial:
+        return None
+    if not given:
+        return new_discriminator(objective, resolution)
+    disc = PatchDiscriminator(**given["shape"])
+    disc.load_state_dict(given["state"])
+    return disc
 
 
 def concept_train_loop(config: dict) -> None:
@@ -40,27 +60,53 @@ def concept_train_loop(config: dict) -> None:
     from safetensors.torch import load_file
     from tqdm import tqdm
 
-    from trainers.train.loop import fit
+    from trainers.train.checkpoint import (
+        DISC_FILE,
+        DISC_OPTIM_FILE,
+        OPTIM_FILE,
+        load_optimizer,
+        save_module,
+        save_optimizer,
+    )
+    from trainers.train.loop import fit, new_ema, new_gan_parts, unwrap
     from trainers.train.lora import attach_lora, save_adapter
+    from trainers.train.objective import Objective, place
     from trainers.train.ray_run import report_checkpoint
 
     torch.manual_seed(config["seed"])
     torch.set_num_threads(max(1, int(config["threads"])))
+    device = ray.train.torch.get_device()
+    objective = Objective(**config["objective"])
     base = E2GANGenerator(GeneratorConfig(**config["base_config"]))
     base.load_state_dict(config["base_state"])
-    model = attach_lora(base, config["ranks"])
+    model = place(attach_lora(base, config["ranks"]), device)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config["lr"], betas=(0.5, 0.999))
+    train: PairTensors = config["train"]
+    disc = _discriminator(objective, config, train.source.shape[-1])
+    gan = new_gan_parts(place(disc, device), objective.discriminator_lr) if disc is not None else None
+    ema = new_ema(model, objective.ema_decay)
     start = 0
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
-            set_peft_model_state_dict(model, load_file(str(Path(folder) / "adapter_model.safetensors")))
-            start = int((Path(folder) / "step.txt").read_text())
-    train: PairTensors = config["train"]
+            folder = Path(folder)
+            set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
+            load_optimizer(optimizer, folder / OPTIM_FILE)
+            if gan is not None and (folder / DISC_FILE).is_file():
+                gan.inner.load_state_dict(load_file(str(folder / DISC_FILE)))
+                load_optimizer(gan.optimizer, folder / DISC_OPTIM_FILE)
+            if ema is not None and (folder / EMA_DIR).is_dir():
+                set_peft_model_state_dict(ema.module, load_file(str(folder / EMA_DIR / "adapter_model.safetensors")))
+                ema.n_averaged.fill_(1)
+            start = int((folder / STEP_FILE).read_text())
+        print(f"[e2gan] resuming the fine-tune from step {start}", flush=True)
     rank = ray.train.get_context().get_world_rank()
     world = ray.train.get_context().get_world_size()
     if world > 1:  # each worker trains on its own slice of the pairs
         train = train.subset(list(range(rank, len(train), world)))
-        model = ray.train.torch.prepare_model(model)
+    model = ray.train.torch.prepare_model(model)  # DDP across workers, on this worker's device
+    if gan is not None:
+        gan.disc = ray.train.torch.prepare_model(gan.disc)
     bar = tqdm(total=config["steps"], initial=start, desc="fine-tune", disable=rank != 0, mininterval=5)
     started = time.perf_counter()
 
@@ -68,11 +114,16 @@ def concept_train_loop(config: dict) -> None:
         bar.update(1)
         out_of_time = time.perf_counter() - started > config["max_seconds"]
         if step % config["checkpoint_every"] == 0 or step == config["steps"] or out_of_time:
-            inner = model.module if hasattr(model, "module") else model
 
             def save(folder: Path) -> None:
-                save_adapter(inner, folder)
-                (folder / "step.txt").write_text(str(step))
+                save_adapter(unwrap(model), folder)
+                save_optimizer(optimizer, folder / OPTIM_FILE)
+                if gan is not None:
+                    save_module(gan.inner, folder / DISC_FILE)
+                    save_optimizer(gan.optimizer, folder / DISC_OPTIM_FILE)
+                if ema is not None:
+                    save_adapter(ema.module, folder / EMA_DIR)
+                (folder / STEP_FILE).write_text(str(step))
 
             report_checkpoint(step, loss, save)
         return out_of_time
@@ -84,8 +135,12 @@ def concept_train_loop(config: dict) -> None:
         batch_size=config["batch_size"],
         lr=config["lr"],
         seed=config["seed"] + rank,
+        objective=objective,
+        gan=gan,
+        ema=ema,
+        device=device,
         start_step=start,
-        adversarial_weight=config["adversarial_weight"],
+        optimizer=optimizer,
         on_step=on_step,
     )
     bar.close()
@@ -99,7 +154,11 @@ def train_concept(
     run_name: str,
     storage_filesystem=None,
 ) -> tuple[Path, float]:
-    """Fine-tune; return (a local folder holding the final PEFT adapter, seconds)."""
+    """Fine-tune; return (a local folder holding the final PEFT adapter, seconds).
+
+    The adapter is the generator's EMA when the objective keeps one (as pix2pix-style
+    GANs publish), else the last weights.
+    """
     from trainers.train.ray_run import WorkerGroup, run_torch_trainer
 
     started = time.perf_counter()
@@ -112,7 +171,8 @@ def train_concept(
             "lr": settings.lr,
             "seed": settings.seed,
             "max_seconds": settings.max_seconds,
-            "adversarial_weight": settings.adversarial_weight,
+            "objective": settings.objective,
+            "discriminator": settings.discriminator,
             "checkpoint_every": settings.checkpoint_every,
             "threads": settings.cpus_per_worker,
             "base_config": base.config.to_dict(),
@@ -125,6 +185,7 @@ def train_concept(
     )
     out = Path(tempfile.mkdtemp(prefix="e2gan-adapter-"))
     with result.checkpoint.as_directory() as folder:
+        chosen = Path(folder) / EMA_DIR if (Path(folder) / EMA_DIR).is_dir() else Path(folder)
         for name in ("adapter_config.json", "adapter_model.safetensors"):
-            (out / name).write_bytes((Path(folder) / name).read_bytes())
+            (out / name).write_bytes((chosen / name).read_bytes())
     return out, time.perf_counter() - started

@@ -1,7 +1,9 @@
-"""One training loop for every arm: L1 to the teacher, plus an optional PatchGAN loss.
+"""One training loop for every arm: λ·L1 to the teacher, a conditional PatchGAN, EMA, LR decay.
 
 The base model, the LoRA fine-tune, the rank-search trials and the benchmark's
-baselines all call `fit`, so their numbers differ only by what is trainable.
+baselines all call `fit`, so their numbers differ only by what is trainable and the
+objective they are given. Everything runs on one device (the model's, or `device`):
+the batches, the discriminator, the perceptual network and the EMA copy.
 """
 
 from __future__ import annotations
@@ -13,8 +15,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel
 
-from trainers.models.discriminator import PatchDiscriminator
+from trainers.train.objective import (
+    Objective,
+    autocast,
+    discriminator_loss,
+    generator_gan_loss,
+    new_discriminator,
+    place,
+    place_batch,
+)
 
 
 @dataclass
@@ -29,8 +41,11 @@ class PairTensors:
         return self.source.shape[0]
 
     def subset(self, index: torch.Tensor | list[int]) -> PairTensors:
-        index = torch.as_tensor(index, dtype=torch.long)
+        index = torch.as_tensor(index, dtype=torch.long, device=self.source.device)
         return PairTensors(self.source[index], self.target[index], self.text[index])
+
+    def to(self, device: torch.device) -> PairTensors:
+        return PairTensors(place_batch(self.source, device), place_batch(self.target, device), self.text.to(device))
 
 
 def call_generator(model: nn.Module, source: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
@@ -38,11 +53,66 @@ def call_generator(model: nn.Module, source: torch.Tensor, text: torch.Tensor | 
     return model(source) if text is None else model(source, text)
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return model.module if hasattr(model, "module") else model
+
+
+@dataclass
+class GanParts:
+    """The discriminator (maybe DDP-wrapped) and its own optimizer."""
+
+    disc: nn.Module
+    optimizer: torch.optim.Optimizer
+
+    @property
+    def inner(self) -> nn.Module:
+        return unwrap(self.disc)
+
+
+def new_gan_parts(disc: nn.Module, lr: float) -> GanParts:
+    return GanParts(disc, torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999)))
+
+
+def new_ema(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An EMA copy of the (unwrapped) generator's parameters, or None when decay is 0.
+
+    The decay warms up as (1 + n) / (10 + n) up to `decay`, so a fine-tune of a few
+    hundred steps publishes its trained weights, not an average dominated by the start.
+    """
+    if decay <= 0:
+        return None
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1 + float(n)) / (10 + float(n)))
+        return averaged * d + current * (1 - d)
+
+    return AveragedModel(unwrap(model), avg_fn=average, use_buffers=False)
+
+
+def linear_decay(steps: int, decay_from: float) -> Callable[[int], float]:
+    """pix2pix's schedule: constant, then linear to 0 from `decay_from * steps` on."""
+    start = int(steps * decay_from)
+
+    def factor(step: int) -> float:
+        return 1.0 if step < start or steps <= start else max(0.0, (steps - step) / (steps - start))
+
+    return factor
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, factor: Callable[[int], float], start_step: int) -> LambdaLR:
+    for group in optimizer.param_groups:  # resumes at the right point of the schedule
+        group.setdefault("initial_lr", group["lr"])
+    return LambdaLR(optimizer, factor, last_epoch=start_step - 1)
+
+
 @dataclass
 class FitResult:
     steps: int
     seconds: float
     last_loss: float
+    gan: GanParts | None = None
+    ema: AveragedModel | None = None
 
 
 def fit(
@@ -54,21 +124,43 @@ def fit(
     lr: float,
     seed: int = 0,
     use_text: bool = True,
-    adversarial_weight: float = 0.0,
+    objective: Objective | None = None,
+    gan: GanParts | None = None,
+    ema: AveragedModel | None = None,
+    device: torch.device | None = None,
     max_seconds: float | None = None,
     start_step: int = 0,
     optimizer: torch.optim.Optimizer | None = None,
     on_step: Callable[[int, float], bool | None] | None = None,
 ) -> FitResult:
-    """Train `model`'s trainable parameters; `on_step(step, loss)` returning True stops early."""
+    """Train `model`'s trainable parameters; `on_step(step, loss)` returning True stops early.
+
+    Without `objective` it is plain L1 regression (tests, quick probes). With an
+    adversarial objective and no `gan`, a fresh discriminator is made (scaled to the
+    resolution); pass `gan` to continue one (base → concept, checkpoints, DDP).
+    """
+    objective = objective or Objective.l1_only()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: every parameter is frozen")
+    if objective.l1_weight <= 0 and not objective.adversarial and not objective.perceptual_weights:
+        raise ValueError("the objective is empty: l1Weight, adversarialWeight and the perceptual loss are all 0")
+    device = device or next(model.parameters()).device
+    model = place(model, device)
+    data = data.to(device)
     optimizer = optimizer or torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
-    disc = disc_opt = None
-    if adversarial_weight > 0:
-        disc = PatchDiscriminator(ndf=32, n_layers=2)
-        disc_opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
+    factor = linear_decay(steps, objective.lr_decay_from)
+    schedulers = [_scheduler(optimizer, factor, start_step)]
+    if objective.adversarial and gan is None:
+        gan = new_gan_parts(place(new_discriminator(objective, data.source.shape[-1]), device), objective.discriminator_lr)
+    if gan is not None:
+        place(gan.disc, device)
+        schedulers.append(_scheduler(gan.optimizer, factor, start_step))
+    feature_net = None
+    if objective.perceptual_weights:
+        from trainers.train.perceptual import load_feature_net
+
+        feature_net = place(load_feature_net(objective.perceptual_weights), device)
     gen = torch.Generator().manual_seed(seed + start_step)
     model.train()
     started = time.perf_counter()
@@ -77,21 +169,37 @@ def fit(
     while step < steps:
         batch = data.subset(torch.randint(len(data), (batch_size,), generator=gen))
         text = batch.text if use_text else None
-        fake = call_generator(model, batch.source, text)
-        loss = F.l1_loss(fake, batch.target)
-        if disc is not None and disc_opt is not None:
-            score = disc(batch.source, fake)  # LSGAN: the generator wants patches judged real
-            loss = loss + adversarial_weight * F.mse_loss(score, torch.ones_like(score))
+        with autocast(device):
+            fake = call_generator(model, batch.source, text)
+        if gan is not None:  # discriminator step: real and fake pairs in one forward (one DDP pass)
+            with autocast(device):
+                scores = gan.disc(torch.cat([batch.source, batch.source]), torch.cat([batch.target, fake.detach()]))
+            real_score, fake_score = scores.chunk(2)
+            d_loss = discriminator_loss(objective.gan_loss, real_score, fake_score)
+            gan.optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            gan.optimizer.step()
+        loss = objective.l1_weight * F.l1_loss(fake.float(), batch.target)
+        if feature_net is not None:
+            from trainers.train.perceptual import perceptual_loss
+
+            with autocast(device):
+                loss = loss + objective.perceptual_weight * perceptual_loss(feature_net, fake, batch.target).float()
+        if gan is not None:
+            # The generator's step reads the bare discriminator, frozen, outside DDP: no
+            # gradient for it and no second DDP forward before its backward.
+            inner = gan.inner
+            inner.requires_grad_(False)
+            with autocast(device):
+                loss = loss + objective.adversarial_weight * generator_gan_loss(objective.gan_loss, inner(batch.source, fake))
+            inner.requires_grad_(True)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if disc is not None and disc_opt is not None:
-            real_score = disc(batch.source, batch.target)
-            fake_score = disc(batch.source, fake.detach())
-            d_loss = 0.5 * (F.mse_loss(real_score, torch.ones_like(real_score)) + F.mse_loss(fake_score, torch.zeros_like(fake_score)))
-            disc_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            disc_opt.step()
+        for scheduler in schedulers:
+            scheduler.step()
+        if ema is not None:
+            ema.update_parameters(unwrap(model))
         step += 1
         loss_value = float(loss.detach())
         if on_step is not None and on_step(step, loss_value):
@@ -99,4 +207,4 @@ def fit(
         if max_seconds is not None and time.perf_counter() - started > max_seconds:
             break
     model.eval()
-    return FitResult(steps=step, seconds=time.perf_counter() - started, last_loss=loss_value)
+    return FitResult(steps=step, seconds=time.perf_counter() - started, last_loss=loss_value, gan=gan, ema=ema)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
@@ -44,11 +45,29 @@ def trainable_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def save_adapter(model: PeftModel, folder: Path) -> Path:
-    """adapter_config.json + adapter_model.safetensors (peft's format, never pickle)."""
+def save_adapter(model: PeftModel, folder: Path, dtype: str = "fp32") -> Path:
+    """adapter_config.json + adapter_model.safetensors (peft's format, never pickle).
+
+    `dtype="fp16"` stores the LoRA matrices in half precision (half the bytes); peft
+    casts them back to the model's fp32 when the adapter is loaded.
+    """
     folder = Path(folder)
     model.save_pretrained(str(folder), safe_serialization=True)
+    if dtype == "fp16":
+        cast_adapter(folder / "adapter_model.safetensors", torch.float16)
     return folder
+
+
+def cast_adapter(path: Path, dtype: torch.dtype) -> Path:
+    """Rewrite a saved adapter's floating-point tensors in `dtype`, keeping its metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in load_file(str(path)).items()}
+    save_file(state, str(path), metadata=meta)
+    return path
 
 
 def load_adapter(base: nn.Module, folder: Path) -> PeftModel:

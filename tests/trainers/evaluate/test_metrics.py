@@ -50,3 +50,18 @@ def test_grid_png(tmp_path):
     np.testing.assert_array_equal(tile[::16, ::16], ((cols[0][0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
     small = save_grid(cols, tmp_path / "s.png", rows=2, pad=2, min_tile=16)
     assert Image.open(small).size == (4 * 18 + 2, 2 * 18 + 2)
+
+
+def test_split_metrics_have_a_bootstrap_interval_around_the_mean_and_a_sharpness_ratio():
+    from trainers.evaluate.metrics import bootstrap_ci, sharpness_ratio, split_metrics
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(24, 3, 32, 32, generator=g) * 2 - 1
+    pred = target + 0.1 * torch.randn(24, 3, 32, 32, generator=g)
+    m = split_metrics(pred, target)
+    lo, hi = m["psnr_ci95"]
+    assert lo < m["psnr"] < hi and hi - lo < 2.0 and m["images"] == 24
+    assert bootstrap_ci(np.array([3.0, 3.0, 3.0])) == [3.0, 3.0]
+    blurred = torch.nn.functional.avg_pool2d(target, 3, stride=1, padding=1)
+    assert sharpness_ratio(blurred, target) < 0.5 < sharpness_ratio(target, target) == pytest.approx(1.0)
+

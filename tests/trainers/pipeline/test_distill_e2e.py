@@ -35,7 +35,7 @@ concept: pencil-sketch
 prompt: turn the photo into a pencil sketch
 data: {pairs: 24, heldOut: 6, keepFraction: 0.5}
 search: {ranks: [1, 2], trials: 2, parallelTrials: 2, steps: 6, earlyStopping: false}
-training: {steps: 8, batchSize: 4, resolution: 64}  # the built-in base is a 64 px base
+training: {steps: 16, batchSize: 4, resolution: 64, learningRate: 0.005}  # the built-in base is a 64 px base
 """
 
 
@@ -59,6 +59,27 @@ def test_distill_publishes_a_verified_adapter(tmp_path):
     assert len(search["trials"]) >= 2 and search["chosen"]["ranks"] == manifest["ranks"]
     assert manifest["metrics"]["onnx_max_abs_diff"] < 1e-4
     assert manifest["metrics"]["fid"] is None and manifest["metrics"]["fid_status"].startswith("unavailable")
+
+    # Honest splits: disjoint seeded random test/validation/train; published figures are the test split's.
+    metrics, splits = manifest["metrics"], manifest["splits"]
+    assert (splits["test"], splits["validation"], splits["pool"]) == (3, 3, 18) and splits["train"] == 9
+    test = metrics["test"]
+    assert metrics["psnr"] == test["psnr"] and test["psnr_ci95"][0] <= test["psnr"] <= test["psnr_ci95"][1]
+    assert 0 < test["ssim"] <= 1 and test["sharpness_ratio"] > 0 and "psnr" in metrics["validation"]
+    assert test["psnr"] > test["base_psnr"], "the adapter must beat the base on the test split"
+    assert search["split"] == "validation" and "noise_db" in search
+    # The E2GAN objective: λ·L1 + a PatchGAN scaled to 64 px, fresh (the built-in base ships none).
+    objective = manifest["objective"]
+    assert objective["l1_weight"] == 100 and objective["adversarial_weight"] == 1 and objective["gan_loss"] == "lsgan"
+    assert objective["discriminator"]["n_layers"] == 1 and objective["discriminator"]["ndf"] == 32
+    assert objective["discriminator_init"] == "fresh"
+    assert result.stdout.count("starts a fresh") + result.stderr.count("starts a fresh") == 1
+    # LoRA stored in fp16.
+    from safetensors.torch import load_file
+
+    assert manifest["adapter_dtype"] == "fp16"
+    assert {v.dtype for v in load_file(str(pulled / "adapter_model.safetensors")).values()} == {torch.float16}
+    assert metrics["adapter_size_ratio"] == round(metrics["student_bytes"] / metrics["adapter_bytes"], 2)
 
     # A fresh base from disk + the pulled adapter reproduce the trained model's outputs.
     from trainers.export.onnx import ort_run
@@ -90,6 +111,16 @@ def test_distill_publishes_a_verified_adapter(tmp_path):
     assert applied.returncode == 0, applied.stderr[-2000:]
     edited = Image.open(tmp_path / "ed" / "photo-pencil-sketch.png")
     assert edited.size == (40, 48)  # the photo's own size (both multiples of 8), not the training resolution
+
+
+def test_a_bad_perceptual_weights_path_is_refused_before_any_work(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(TINY_SPEC.replace("learningRate: 0.005}", f"learningRate: 0.005, perceptualWeights: {tmp_path / 'vgg.pth'}}}"))
+    result = run_distill(spec, "--catalog", str(tmp_path / "catalog"), "--work-dir", str(tmp_path / "work"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "training.perceptualWeights" in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "catalog").exists() or not any((tmp_path / "catalog").rglob("manifest.json"))
 
 
 def test_distill_with_a_tiny_instruct_pix2pix_teacher(tmp_path):

@@ -62,3 +62,22 @@ def test_bad_rank_requests_are_refused():
         lora_config({"res": 4})
     with pytest.raises(ValueError, match="every rank is 0"):
         lora_config({"up": 0})
+
+
+def test_fp16_adapter_is_half_the_bytes_and_gives_the_same_outputs(tmp_path):
+    from safetensors.torch import load_file
+
+    base = E2GANGenerator(TINY).eval()
+    model = attach_lora(base, {"up": 2, "cross_attn": 2})
+    fit(model, _data(), steps=5, batch_size=4, lr=1e-2)
+    save_adapter(model, tmp_path / "fp32", dtype="fp32")
+    save_adapter(model, tmp_path / "fp16", dtype="fp16")
+    assert {v.dtype for v in load_file(str(tmp_path / "fp16" / "adapter_model.safetensors")).values()} == {torch.float16}
+    size32 = (tmp_path / "fp32" / "adapter_model.safetensors").stat().st_size
+    size16 = (tmp_path / "fp16" / "adapter_model.safetensors").stat().st_size
+    assert size16 < 0.6 * size32
+    x, t = torch.rand(2, 3, 32, 32) * 2 - 1, torch.randn(2, 16)
+    with torch.no_grad():
+        full, half = (load_adapter(base, tmp_path / d)(x, t) for d in ("fp32", "fp16"))
+    assert full.dtype == half.dtype == torch.float32
+    assert torch.allclose(full, half, atol=2e-3)  # fp16 rounding of the LoRA matrices only
