@@ -17,7 +17,7 @@ Phase = Literal["Pending", "Queued", "Suspended", "Running", "Ready", "Failed"]
 # The trainer's stages as the job writes them into its progress object, Pending before it starts.
 # A string, not an enum: a newer trainer may add a stage and its status must still be accepted.
 STAGES = (
-    "Pending", "Validating", "Synthesizing", "Selecting", "Searching", "Training", "Evaluating", "Exporting",
+    "Pending", "Validating", "Selecting", "Synthesizing", "Searching", "Training", "Evaluating", "Exporting",
     "Publishing", "Done", "Failed",
 )
 STAGE_PATTERN = r"^[A-Z][A-Za-z]*$"

@@ -100,6 +100,7 @@ def _distill(
 ) -> DistillResult:
     from trainers.data.convert import to_tensor
     from trainers.data.select import select_nearest_centres
+    from trainers.data.splits import SplitError, split_by_group
     from trainers.evaluate.grid import save_grid
     from trainers.evaluate.metrics import inception_metrics, psnr, split_metrics, ssim
     from trainers.export.onnx import export_and_verify
@@ -108,6 +109,7 @@ def _distill(
     from trainers.models.weights import load_generator, read_metadata, weights_digest
     from trainers.sources import open_source
     from trainers.synthesis import synthesize_pairs
+    from trainers.synthesis.plan import plan_keys
     from trainers.teachers import TeacherUnavailable, build_teacher
     from trainers.text import load_text_encoder
     from trainers.text.embedding import save_text_embedding
@@ -150,26 +152,43 @@ def _distill(
     work.mkdir(parents=True, exist_ok=True)
     res = spec.training.resolution
 
-    progress.stage("Synthesizing", f"{spec.data.pairs} pairs with {teacher.id}")
+    progress.stage(
+        "Selecting", f"{spec.data.pairs} sources, split by photo; keep {spec.data.keep_fraction:.0%} for training by k-means"
+    )
     try:
         source = open_source(
             spec.data.source, spec.data.pairs, res, spec.data.seed, (spec.data.crop_scale_min, spec.data.crop_scale_max)
         )
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise JobError(f"data.source: {exc}") from exc
-    if len(source.images) < spec.data.held_out + 2:
-        raise JobError(
-            f"data.source: only {len(source.images)} usable images (skipped {source.skipped}); "
-            f"need more than data.heldOut + 1 = {spec.data.held_out + 1}"
-        )
+    # Split by photo first (the test photos stay unseen), then choose the training sources by
+    # k-means on their features: the teacher edits only what will be used.
+    try:
+        test_idx, val_idx, pool_idx = split_by_group(source.groups, spec.data.held_out, spec.data.seed)
+    except SplitError as exc:
+        raise JobError(str(exc)) from exc
+    if not pool_idx:
+        raise JobError(f"data.source: no training sources left once data.heldOut ({spec.data.held_out}) are held out")
+    device = default_device()
+    pool_u8 = source.images[pool_idx]
+    if spec.data.selection_features == "clip":
+        from trainers.data.select import clip_image_features
+
+        features = clip_image_features(spec.data.clip_model)(pool_u8)
+    else:  # the base's bottleneck with the concept's text, batched on this process's accelerator
+        features = source_features(base, pool_u8, text, device)
+    chosen = [pool_idx[i] for i in select_nearest_centres(features, spec.data.keep_fraction, seed=spec.data.seed)]
+    order = [*test_idx, *val_idx, *chosen]
+
     # Ray from here to the end of training: synthesis (Ray Data), search (Tune), fine-tune (Train).
     session = contextlib.ExitStack()
     session.enter_context(ray_session(spec.resources))
+    progress.stage("Synthesizing", f"{len(order)} of {len(source)} sources with {teacher.id}")
     synthesis = synthesize_pairs(
         teacher_spec=spec.teacher,
         concept=spec.concept,
         prompt=spec.prompt,
-        sources=source,
+        sources=source.subset(order),
         store=spec.data.pairs_store or str(work / "pairs"),
         gpus_per_actor=spec.resources.gpus_per_worker,
     )
@@ -178,24 +197,21 @@ def _distill(
     src_u8, tgt_u8 = synthesis.load()
     src, tgt = to_tensor(src_u8), to_tensor(tgt_u8)
     texts = text.expand(len(src), -1).clone()
-    test_idx, val_idx, pool_idx = random_splits(len(src), spec.data.held_out, spec.data.seed)
+    # Pairs come back in source order, less any the CLIP filter dropped: map them to their splits.
+    kept = set(keys)
+    planned = plan_keys(source.subset(order).hashes, synthesis.teacher_id, spec.prompt, spec.concept)
+    position = [i for i, k in enumerate(planned) if k in kept]
+    n_test, n_val = len(test_idx), len(val_idx)
     all_pairs = PairTensors(src, tgt, texts)
-    test, validation, pool = (all_pairs.subset(list(i)) for i in (test_idx, val_idx, pool_idx))
-
-    progress.stage("Selecting", f"keep {spec.data.keep_fraction:.0%} of {len(pool)} pairs by k-means")
-    device = default_device()
-    if spec.data.selection_features == "clip":
-        from trainers.data.select import clip_image_features
-
-        features = clip_image_features(spec.data.clip_model)(src_u8[pool_idx])
-    else:  # the base's bottleneck, computed on this process's accelerator
-        base.to(device)
-        features = base.bottleneck_features(pool.source.to(device), pool.text.to(device)).cpu()
-        base.cpu()
-    chosen = select_nearest_centres(features, spec.data.keep_fraction, seed=spec.data.seed)
-    train = pool.subset(list(chosen))
-    splits = {"train": len(train), "validation": len(validation), "test": len(test), "pool": len(pool),
-              "seed": spec.data.seed, "method": "seeded random permutation; train = k-means selection of the pool"}
+    test, validation, train = (
+        all_pairs.subset([j for j, i in enumerate(position) if lo <= i < hi])
+        for lo, hi in ((0, n_test), (n_test, n_test + n_val), (n_test + n_val, len(order)))
+    )
+    if not (len(test) and len(validation) and len(train)):
+        raise JobError("teacher.clipModel: the CLIP filter dropped every pair of a split; lower teacher.clipThreshold")
+    splits = {"train": len(train), "validation": len(validation), "test": len(test), "pool": len(pool_idx),
+              "photos": source.photos, "seed": spec.data.seed,
+              "method": "by photo, seeded; train = k-means selection of the pool's sources, before synthesis"}
 
     with session:
         progress.stage("Searching", f"{spec.search.trials} rank patterns, {spec.search.parallel_trials} at a time")
@@ -311,7 +327,8 @@ def _distill(
         trainable_parameters=trainable_parameters(model) or _lora_parameters(model),
         spec=spec.model_dump(mode="json", by_alias=True),
         files=digest_files(out),
-        teacher={"id": teacher.id, "filtered": synthesis.filtered},
+        teacher={"id": teacher.id, "filtered": synthesis.filtered, "images": synthesis.made,
+                 "seconds": round(synthesis.seconds, 3), "sources": len(source), "selected": len(order)},
         synthesis=synthesis.to_dict(),
         splits=splits,
         objective=objective.describe(_shape_only(disc_init, objective, res)) | {
@@ -330,14 +347,22 @@ def _distill(
     return DistillResult(folder=out, manifest=manifest, entry=entry)
 
 
-def random_splits(n: int, held_out: int, seed: int) -> tuple[list[int], list[int], list[int]]:
-    """Three disjoint seeded random splits (test, validation, train pool), never by file order."""
-    import numpy as np
+def source_features(base, images_u8, text, device, batch_size: int = 64):
+    """The base's pooled bottleneck of each source with the concept's text: float32 [N, C] on the CPU."""
+    import torch
 
-    order = np.random.default_rng(seed).permutation(n).tolist()
-    n_test = held_out - held_out // 2
-    n_val = held_out // 2
-    return order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    from trainers.data.convert import to_tensor
+
+    base.to(device)
+    try:
+        rows = []
+        for i in range(0, len(images_u8), batch_size):
+            x = to_tensor(images_u8[i : i + batch_size], device=device)
+            with torch.no_grad():
+                rows.append(base.bottleneck_features(x, text.to(device).expand(len(x), -1)).float().cpu())
+        return torch.cat(rows)
+    finally:
+        base.cpu()
 
 
 def _base_discriminator(base_path: Path, objective, resolution: int) -> tuple[dict | None, str | None]:

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 log = logging.getLogger("e2gan")
 
-STAGES = ("Validating", "Synthesizing", "Selecting", "Searching", "Training", "Evaluating", "Exporting", "Publishing", "Done")
+STAGES = ("Validating", "Selecting", "Synthesizing", "Searching", "Training", "Evaluating", "Exporting", "Publishing", "Done")
 
 
 class Console:

@@ -34,6 +34,18 @@ class SourceImages:
     def __len__(self) -> int:
         return len(self.images)
 
+    def subset(self, indices: list[int]) -> SourceImages:
+        """These sources only, in the given order (what the teacher is asked to edit)."""
+        return SourceImages(
+            images=self.images[indices],
+            hashes=[self.hashes[i] for i in indices],
+            uri=self.uri,
+            skipped=self.skipped,
+            groups=[self.groups[i] for i in indices] if self.groups else [],
+            boxes=[self.boxes[i] for i in indices] if self.boxes else [],
+            photos=len(set(self.groups[i] for i in indices)) if self.groups else 0,
+        )
+
 
 # An opener gets the URI, n, size, seed and crop scale and returns the crops.
 Opener = Callable[[str, int, int, int, tuple[float, float]], Crops]

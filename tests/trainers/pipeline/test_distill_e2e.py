@@ -98,7 +98,11 @@ def test_distill_publishes_a_verified_adapter(tmp_path):
     assert np.abs(ort_run(pulled / "model.onnx", x.numpy()) - ours).max() < 1e-4
 
     records = (tmp_path / "work" / "pairs" / "manifest.jsonl").read_text().splitlines()
-    assert len(records) == 24
+    # Selection before synthesis: the teacher edited the test and validation sources and the
+    # k-means-kept half of the training pool (3 + 3 + 9 of 24), nothing more.
+    assert len(records) == 15
+    assert manifest["teacher"]["images"] == 15 and manifest["teacher"]["sources"] == 24
+    assert manifest["teacher"]["seconds"] > 0
 
     # `e2gan apply` runs the pulled adapter on a user's image.
     from PIL import Image
@@ -136,5 +140,5 @@ def test_distill_with_a_tiny_instruct_pix2pix_teacher(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((tmp_path / "work" / "adapter" / "manifest.json").read_text())
     assert manifest["teacher"]["id"].startswith("instruct-pix2pix/") and manifest["teacher"]["filtered"] == 0
-    assert manifest["pairs_synthesized"] == 12
+    assert manifest["pairs_synthesized"] == 8  # 2 test + 2 validation + half of the 8 training sources
     assert not (tmp_path / "catalog").exists()
