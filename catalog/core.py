@@ -560,7 +560,7 @@ class Catalog:
             uri=self.store.uri_of(key),
             files=files,
             size=sum(f.size for f in files.values()),
-            metrics=manifest.metrics,
+            metrics={k: v for k, v in manifest.metrics.items() if not isinstance(v, dict | list)},  # flat figures only
             ranks=manifest.ranks,
             prompt=manifest.prompt,
             created=_iso(now),

@@ -58,7 +58,12 @@ def test_kubectl_apply_to_published_adapter_and_back(
     api = e2gan_crds
     ns = f"user-{trainer}-{os.getpid()}"
     bucket = f"e2gan-{trainer}-{os.getpid()}"
-    s3_server.make_bucket(bucket)
+    # As a user does once per catalog: `e2gan catalog init` creates the bucket and catalog.json,
+    # in explicit lock mode because rclone honours no conditional writes.
+    from catalog import open_catalog as _open
+    from catalog.settings import S3Settings as _Settings
+
+    _open(f"s3://{bucket}/catalog", settings=_Settings.from_env(s3_server.env())).init(guard="lock")
     assert api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "e2gan-catalog"},
               "stringData": {"accesskey": s3_server.access_key, "secretkey": s3_server.secret_key}}

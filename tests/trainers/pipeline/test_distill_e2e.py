@@ -39,9 +39,23 @@ training: {steps: 16, batchSize: 4, resolution: 64, learningRate: 0.005}  # the 
 """
 
 
+def photo_folder(folder: Path) -> Path:
+    """A small folder of real photographs (the ones scikit-learn and scikit-image ship)."""
+    import shutil
+
+    from trainers.sources.samples import sample_photo_paths
+
+    folder.mkdir()
+    for path in sample_photo_paths():
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
 def test_distill_publishes_a_verified_adapter(tmp_path):
+    # A small folder of real photos as the source: 24 crops of 8 photos, split by photo.
+    photos = photo_folder(tmp_path / "photos")
     spec = tmp_path / "spec.yaml"
-    spec.write_text(TINY_SPEC)
+    spec.write_text(TINY_SPEC.replace("data: {pairs: 24,", f"data: {{source: {photos}, pairs: 24,"))
     result = run_distill(spec, "--catalog", str(tmp_path / "catalog"), "--work-dir", str(tmp_path / "work"))
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -73,7 +87,9 @@ def test_distill_publishes_a_verified_adapter(tmp_path):
     assert objective["l1_weight"] == 100 and objective["adversarial_weight"] == 1 and objective["gan_loss"] == "lsgan"
     assert objective["discriminator"]["n_layers"] == 1 and objective["discriminator"]["ndf"] == 32
     assert objective["discriminator_init"] == "fresh"
-    assert result.stdout.count("starts a fresh") + result.stderr.count("starts a fresh") == 1
+    # Said once (with --json, stdout holds only the JSON line; the note is in the job's log).
+    log = (tmp_path / "work" / "logs" / "e2gan.log").read_text()
+    assert log.count("starts a fresh") == 1 and "starts a fresh" not in result.stdout
     # LoRA stored in fp16.
     from safetensors.torch import load_file
 
@@ -104,17 +120,21 @@ def test_distill_publishes_a_verified_adapter(tmp_path):
     assert manifest["teacher"]["images"] == 15 and manifest["teacher"]["sources"] == 24
     assert manifest["teacher"]["seconds"] > 0
 
-    # `e2gan apply` runs the pulled adapter on a user's image.
+    assert manifest["splits"]["photos"] == 8
+    assert (pulled / "text_embedding.safetensors").is_file()
+
+    # `e2gan apply` runs the pulled adapter on a 512x512 photo and a 48x40 one, each at its own size.
     from PIL import Image
 
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
     applied = subprocess.run(
-        [sys.executable, "-m", "trainers.cli", "apply", str(pulled), str(tmp_path / "photo.png"), "--out", str(tmp_path / "ed")],
+        [sys.executable, "-m", "trainers.cli", "apply", str(pulled), str(photos / "astronaut.png"), str(tmp_path / "photo.png"),
+         "--out", str(tmp_path / "ed")],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert applied.returncode == 0, applied.stderr[-2000:]
-    edited = Image.open(tmp_path / "ed" / "photo-pencil-sketch.png")
-    assert edited.size == (40, 48)  # the photo's own size (both multiples of 8), not the training resolution
+    assert Image.open(tmp_path / "ed" / "astronaut-pencil-sketch.png").size == (512, 512)
+    assert Image.open(tmp_path / "ed" / "photo-pencil-sketch.png").size == (40, 48)
 
 
 def test_a_bad_perceptual_weights_path_is_refused_before_any_work(tmp_path):
