@@ -127,6 +127,14 @@ def install(mode: str, workdir: Path, s3: S3Server) -> Iterator[Installed]:
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     bucket = s3.new_bucket()
+    # The admin's one-time `e2gan catalog init`: rclone honours no conditional writes, so lock mode.
+    from catalog import open_catalog
+    from catalog.settings import S3Settings
+
+    settings = S3Settings.from_env({"E2GAN_S3_ENDPOINT": s3.endpoint, "E2GAN_S3_SECURE": "false",
+                                    "E2GAN_S3_REGION": s3.region, "E2GAN_S3_ACCESS_KEY": s3.access_key,
+                                    "E2GAN_S3_SECRET_KEY": s3.secret_key})
+    open_catalog(f"s3://{bucket}/catalog", settings=settings).init(guard="lock")
     server = KubeApiServer()
     app = AuditedApi(server.api.cluster, server.token, server.api.bookmark_interval)
     server.api = app
