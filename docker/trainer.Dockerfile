@@ -46,6 +46,9 @@ RUN pip install --no-cache-dir "./[trainer]" \
         "pillow==13.0.0" \
         "tqdm==4.70.1" \
         "rich==15.0.0" \
+        "torchmetrics==1.9.0" \
+        "scikit-learn==1.9.1" \
+        "scikit-image==0.26.0" \
         "onnx==1.23.2" \
         "onnxscript==0.7.2" \
         "onnxruntime==1.32.0" \

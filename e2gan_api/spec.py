@@ -277,9 +277,10 @@ class TeacherSpec(SpecModel):
     @model_validator(mode="before")
     @classmethod
     def _compile_bool(cls, data: object) -> object:
-        # compile was a boolean before: true means torch.compile's default mode.
+        # compile was a boolean before; the CRD refuses one now, so the CLI does too, with the fix.
         if isinstance(data, dict) and isinstance(data.get("compile"), bool):
-            data = {**data, "compile": "default" if data["compile"] else "off"}
+            value = "default" if data["compile"] else "off"
+            raise ValueError(f"teacher.compile: {str(data['compile']).lower()} is the old boolean form — use {value}")
         return data
 
     @model_validator(mode="after")

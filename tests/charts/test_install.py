@@ -91,6 +91,7 @@ class Installed:
     workdir: Path
     timings: dict[str, float] = field(default_factory=dict)
     pod: PodProcess = field(init=False)
+    start: Callable[[], PodProcess] = field(init=False)  # the kubelet starting the Deployment's pod (again)
 
     def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return self.api.kubectl(*args, input=input)
@@ -166,17 +167,25 @@ def install(mode: str, workdir: Path, s3: S3Server) -> Iterator[Installed]:
         deployment = installed.get("deployment", RELEASE, NAMESPACE)
         assert deployment is not None
         t1 = time.monotonic()
-        (workdir / "pod").mkdir()
-        installed.pod = start_pod(
-            deployment, api.kubectl, workdir / "pod", kubeconfig=kubeconfig,
-            extra_env={
-                # The pod network is loopback here; the package is importable from its source folder.
-                "E2GAN_METRICS_HOST": "127.0.0.1",
-                "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "operator"), str(REPO_ROOT)]),
-            },
-        )
+        starts = iter(range(1, 1000))
+
+        def start() -> PodProcess:
+            folder = workdir / f"pod-{next(starts)}"
+            folder.mkdir()
+            pod = start_pod(
+                deployment, api.kubectl, folder, kubeconfig=kubeconfig,
+                extra_env={
+                    # The pod network is loopback here; the package is importable from its source folder.
+                    "E2GAN_METRICS_HOST": "127.0.0.1",
+                    "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "operator"), str(REPO_ROOT)]),
+                },
+            )
+            pod.wait_ready(timeout=90)
+            return pod
+
+        installed.start = start
+        installed.pod = start()
         try:
-            installed.pod.wait_ready(timeout=90)
             timings["start_to_ready"] = time.monotonic() - t1
             yield installed
         finally:
@@ -381,6 +390,9 @@ def test_operator_requests_are_allowed_by_the_charts_rbac(installed: Installed) 
 
 
 def test_operator_stops_cleanly_on_sigterm(installed: Installed) -> None:
-    # Last in the module: the kubelet's SIGTERM (Recreate strategy, rollout, uninstall).
+    # The kubelet's SIGTERM (Recreate strategy, rollout, uninstall); then the pod is started again, as
+    # after a rollout, so the tests that run after this one (in random order) still have an operator.
     code = installed.pod.stop(grace=installed.rendered.deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
-    assert code == 0, installed.pod.log()[-3000:]
+    log = installed.pod.log()
+    installed.pod = installed.start()
+    assert code == 0, log[-3000:]

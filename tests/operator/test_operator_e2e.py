@@ -275,10 +275,19 @@ def test_killed_mid_reconcile_converges_with_one_rayjob(env: Env, kuberay: KubeR
 def test_probes_metrics_logs_and_graceful_shutdown(env: Env, operator: OperatorProcess) -> None:
     code, body = operator.healthz()
     assert code == 200 and "reconciles" in body
-    text = operator.metrics()
-    for name in ("e2gan_operator_reconciles_total", "e2gan_operator_reconcile_duration_seconds_bucket",
-                 "e2gan_operator_resources", "process_resident_memory_bytes"):
-        assert name in text
+    # One reconcile of this test's own, so the checks below do not depend on which tests ran first.
+    doc = yaml.safe_load((EXAMPLES / "tiny.yaml").read_text())
+    doc["metadata"]["name"] = "probe-sketch"
+    doc["spec"]["suspend"] = True
+    assert env.kubectl("apply", "-f", str(env.manifest(doc, catalog={"uri": str(env.tmp / "cat-probe")}))).returncode == 0
+    try:
+        wait_for(lambda: env.phase("probe-sketch") is not None, what="probe-sketch reconciled")
+        text = operator.metrics()
+        for name in ("e2gan_operator_reconciles_total", "e2gan_operator_reconcile_duration_seconds_bucket",
+                     "e2gan_operator_resources", "process_resident_memory_bytes"):
+            assert name in text
+    finally:
+        env.kubectl("delete", "conceptadapter", "probe-sketch", "--timeout=60s")
     lines = [json.loads(line) for line in operator.log().splitlines() if line.startswith("{")]
     assert any(r.get("name") and r.get("namespace") == env.ns for r in lines)
     spare = start_operator(env.api.kubeconfig, [f"{env.ns}-idle"], env.tmp / "spare.log")

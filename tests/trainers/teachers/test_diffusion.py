@@ -136,7 +136,7 @@ def test_odd_sizes_come_back_as_given(tiny_pipelines: dict[str, Path]) -> None:
 
 
 def test_compile_is_skipped_on_cpu(tiny_pipelines: dict[str, Path], caplog: pytest.LogCaptureFixture) -> None:
-    spec = TeacherSpec(kind="sdedit", model=str(tiny_pipelines["sdedit"]), steps=2, compile=True)
+    spec = TeacherSpec(kind="sdedit", model=str(tiny_pipelines["sdedit"]), steps=2, compile="default")
     teacher = DiffusionTeacher(spec, device="cpu")
     assert type(teacher.pipeline.unet).__name__ == "UNet2DConditionModel"
     assert "not compiling" in caplog.text

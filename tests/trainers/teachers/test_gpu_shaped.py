@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from e2gan_api.spec import TeacherSpec
+from e2gan_api.spec import TeacherSpec, first_error
 from trainers.sources import synthetic_scenes
 from trainers.teachers import DiffusionTeacher, TeacherUnavailable, build_teacher
 from trainers.teachers.clip_filter import ClipFilter
@@ -162,9 +162,13 @@ def test_bad_teacher_fields_name_the_field(update: dict[str, Any], field: str) -
     assert field in line and "\n" not in line
 
 
-def test_compile_accepts_the_old_boolean() -> None:
-    assert TeacherSpec(compile=True).compile == "default"
-    assert TeacherSpec(compile=False).compile == "off"
+def test_compile_refuses_the_old_boolean_with_its_replacement() -> None:
+    # The CRD's `compile` is a string: the CLI refuses what the API server refuses, and says the fix.
+    for old, fix in ((True, "use default"), (False, "use off")):
+        with pytest.raises(ValueError) as info:
+            TeacherSpec.model_validate({"compile": old})
+        line = first_error(info.value)
+        assert "teacher.compile: " in line and "old boolean form" in line and fix in line and "\n" not in line
     assert TeacherSpec(compile="max-autotune").compile == "max-autotune"
 
 
