@@ -57,6 +57,17 @@ def _decode(store: S3Store, key: str, size: int, nbytes: int) -> np.ndarray | No
         return None
 
 
+def _listed_images(uri: str, settings: S3Settings | None) -> tuple[S3Store, list[tuple[str, int]]]:
+    """The store and its image objects as (key, size), sorted by key; ValueError if it cannot be listed."""
+    from trainers.synthesis.s3store import open_s3_store
+
+    store = open_s3_store(uri, settings)
+    try:
+        return store, sorted((o.key, o.size) for o in store.list("") if _is_image(o.key))
+    except CatalogError as exc:
+        raise ValueError(f"s3 source {uri}: {exc}") from None
+
+
 def s3_images(
     uri: str, size: int, n: int | None = None, seed: int = 0, settings: S3Settings | None = None
 ) -> tuple[np.ndarray, int]:
@@ -64,13 +75,7 @@ def s3_images(
 
     Raises ValueError when the prefix cannot be listed (bad URI, credentials, endpoint).
     """
-    from trainers.synthesis.s3store import open_s3_store
-
-    store = open_s3_store(uri, settings)
-    try:
-        listed = sorted((o.key, o.size) for o in store.list("") if _is_image(o.key))
-    except CatalogError as exc:
-        raise ValueError(f"s3 source {uri}: {exc}") from None
+    store, listed = _listed_images(uri, settings)
     if n is not None and n < len(listed):
         order = [int(i) for i in np.random.default_rng(seed).permutation(len(listed))]
     else:
@@ -100,13 +105,7 @@ def s3_photos(uri: str, settings: S3Settings | None = None) -> list[Photo]:
 
     Raises ValueError when the prefix cannot be listed (bad URI, credentials, endpoint).
     """
-    from trainers.synthesis.s3store import open_s3_store
-
-    store = open_s3_store(uri, settings)
-    try:
-        listed = sorted((o.key, o.size) for o in store.list("") if _is_image(o.key))
-    except CatalogError as exc:
-        raise ValueError(f"s3 source {uri}: {exc}") from None
+    store, listed = _listed_images(uri, settings)
 
     def reader(key: str, nbytes: int) -> Callable[[], bytes]:
         def read() -> bytes:
