@@ -130,7 +130,7 @@ def test_apply_trains_publishes_and_delete_honours_the_policy(env: Env, operator
     assert not [k for k in annotations if k.startswith("e2gan.dev/")]
     assert [e.concept for e in open_catalog(catalog_dir).index()] == ["pencil-sketch"]
 
-    table = env.kubectl("get", "conceptadapters")
+    table = env.kubectl("get", "conceptadapters", "tiny-sketch")  # by name: other tests share the namespace
     assert table.returncode == 0, table.stderr
     header, row = table.stdout.splitlines()[:2]
     assert header.split() == ["NAME", "PHASE", "CONCEPT", "RANKS", "FIDELITY", "TRIALS", "VERSION", "AGE"]
@@ -310,7 +310,7 @@ def test_adapter_on_a_concept_base_trains_after_the_base_publishes(env: Env, ope
     published = env.get("conceptbases", "studio-base")["status"]["published"]  # type: ignore[index]
     (job,) = env.rayjobs("blueprint")
     assert decode_spec(job["spec"]["entrypoint"])["base"]["weights"] == published["uri"]
-    table = env.kubectl("get", "conceptbases").stdout.splitlines()
+    table = env.kubectl("get", "conceptbases", "studio-base").stdout.splitlines()
     assert table[0].split()[:5] == ["NAME", "PHASE", "CONCEPTS", "FIDELITY", "VERSION"]
     assert table[1].split()[:3] == ["studio-base", "Ready", "5"]
     for kind, name in (("conceptadapter", "blueprint"), ("conceptbase", "studio-base")):

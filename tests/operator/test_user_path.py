@@ -94,7 +94,7 @@ def test_kubectl_apply_to_published_adapter_and_back(
                 phase = got.stdout.strip()
             run = kuberay.runs[-1] if kuberay.runs else None
             assert phase == "Ready", (phase, run.output[-3000:] if run else "no run", op.log()[-3000:])
-            table = api.kubectl("-n", ns, "get", "conceptadapters").stdout.splitlines()
+            table = api.kubectl("-n", ns, "get", "conceptadapters", name).stdout.splitlines()
             row = table[1].split()
             assert row[:3] == [name, "Ready", "pencil-sketch"] and "v1" in row and "dB" in table[1], table
 
