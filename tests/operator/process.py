@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.harness.ports import ReservedPort
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -33,6 +28,8 @@ class OperatorProcess:
     log_path: Path
     liveness_port: int
     metrics_port: int
+    # Held for the process's life, so no other process takes its ports (tests/harness/ports.py).
+    reservations: tuple[ReservedPort, ...] = ()
 
     @property
     def pid(self) -> int:
@@ -98,12 +95,18 @@ class OperatorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._release()
         return self.process.returncode
 
     def kill(self) -> None:
         if self.alive():
             self.process.kill()
             self.process.wait()
+        self._release()
+
+    def _release(self) -> None:
+        for reservation in self.reservations:
+            reservation.release()
 
 
 def start_operator(
@@ -113,7 +116,8 @@ def start_operator(
     env: dict[str, str] | None = None,
     wait: bool = True,
 ) -> OperatorProcess:
-    liveness, metrics = free_port(), free_port()
+    reservations = (ReservedPort(), ReservedPort())
+    liveness, metrics = (r.port for r in reservations)
     path = os.pathsep.join([str(REPO / "operator"), str(REPO), os.environ.get("PYTHONPATH", "")])
     full_env = {
         **os.environ,
@@ -131,7 +135,7 @@ def start_operator(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(args, env=full_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    handle = OperatorProcess(process, log_path, liveness, metrics)
+    handle = OperatorProcess(process, log_path, liveness, metrics, reservations)
     if wait:
         handle.wait_ready()
     return handle
