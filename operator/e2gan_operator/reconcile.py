@@ -47,6 +47,7 @@ from e2gan_operator.rayjob import (
     build_rayjob,
     job_state,
     rayjob_name,
+    runtime_problem,
 )
 from e2gan_operator.reasons import Reason
 from e2gan_operator.settings import OperatorSettings
@@ -313,6 +314,10 @@ class Reconciler:
         digest = training_digest(inputs, pin)
         if old.get("specDigest") == digest and old.get("phase") == "Ready" and old.get("published"):
             return await self._steady(trainer, wire, new, trigger)
+        # The profile lives in the operator's config, not the CRD: checked here, before any RayJob.
+        problem = runtime_problem(self.settings, wire)
+        if problem is not None:
+            raise StallError(Reason.INVALID_SPEC, problem)
         return await self._train(trainer, body, wire, digest, old, new)
 
     async def _resolve_base(

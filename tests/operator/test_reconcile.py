@@ -302,6 +302,24 @@ def test_specs_the_operator_cannot_train_stall_without_a_rayjob(world: World) ->
     assert world.reasons("relative") == [Reason.INVALID_SPEC]
 
 
+def test_an_unknown_runtime_profile_stalls_naming_the_field_without_a_rayjob(world: World) -> None:
+    spec = {"concept": "x", "prompt": "p", "catalog": {"uri": str(world.catalog_dir)}, "runtime": {"profile": "nope"}}
+    world.create("ConceptAdapter", "unprofiled", spec)
+
+    async def scenario() -> None:
+        op = world.reconciler()  # no profiles are configured
+        for _ in range(2):
+            await op.reconcile(ADAPTER, world.ns, "unprofiled", "update")
+        obj = world.get("ConceptAdapter", "unprofiled")
+        assert obj["status"]["phase"] == "Failed" and cond(obj, "Stalled")["reason"] == "InvalidSpec"
+        assert cond(obj, "Stalled")["message"] == "spec.runtime.profile: unknown profile 'nope' (known: none are configured)"
+        assert world.rayjobs() == []
+        await op.kube.close()
+
+    run(scenario)
+    assert world.reasons("unprofiled") == [Reason.INVALID_SPEC]
+
+
 def test_adapter_waits_for_its_base_and_trains_from_its_weights(world: World) -> None:
     world.create("ConceptAdapter", "blueprint", adapter_spec(world, base={"name": "studio"}))
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
+import e2gan_operator
 from e2gan_operator.settings import OperatorSettings, SettingsError, load_defaults, parse_defaults
 
 
@@ -105,3 +108,13 @@ def test_bad_catalog_environment_is_refused() -> None:
                 {"E2GAN_POLL_JITTER": "2"}, {"E2GAN_BASE_FOLLOW_PER_MINUTE": "0"}):
         with pytest.raises(SettingsError):
             OperatorSettings.from_env({"E2GAN_DEFAULTS_FILE": "/nonexistent", **env})
+
+
+def test_the_example_defaults_file_documents_every_top_level_key() -> None:
+    example = Path(e2gan_operator.__file__).with_name("defaults.example.yaml")
+    documented = set(yaml.safe_load(example.read_text()))
+    with pytest.raises(SettingsError) as refused:
+        parse_defaults({"notAKey": 1}, "defaults.yaml")
+    known = re.search(r"\(known: (.*)\)", str(refused.value))
+    assert known is not None, refused.value
+    assert documented == set(known.group(1).split(", "))
