@@ -117,6 +117,30 @@ def test_unknown_fields_are_pruned_with_a_warning(kube_api: KubeApi, widget_crd:
     assert 'strict decoding error: unknown field "spec.bogus"' in refused["message"]
 
 
+def test_duplicate_fields_warn_and_are_refused_under_strict_validation(kube_api: KubeApi, widget_crd: dict[str, Any],
+                                                                       kube_namespace: str) -> None:
+    # Raw bytes: json.dumps cannot repeat a key. The last value wins, as in encoding/json.
+    def raw(name: str) -> bytes:
+        return (b'{"apiVersion": "%s/%s", "kind": "Widget", "metadata": {"name": "%s", "name": "%s"},'
+                b' "spec": {"concept": "a", "mode": "fast", "concept": "sketch"}}'
+                % (GROUP.encode(), VERSION.encode(), name.encode(), name.encode()))
+
+    status, headers, created = kube_api.request("POST", path(kube_namespace), raw("twice"))
+    assert status == 201 and created["spec"]["concept"] == "sketch"
+    assert sorted(headers["warning"]) == ['299 - "duplicate field \\"metadata.name\\""',
+                                          '299 - "duplicate field \\"spec.concept\\""']
+    status, _, refused = kube_api.request("POST", path(kube_namespace, query="?fieldValidation=Strict"), raw("strict"))
+    assert status == 400 and refused["reason"] == "BadRequest"
+    assert 'strict decoding error: duplicate field "metadata.name", duplicate field "spec.concept"' in refused["message"]
+    patch = b'{"spec": {"minRank": 2, "minRank": 3}}'
+    status, _, refused = kube_api.request("PATCH", path(kube_namespace, "twice", query="?fieldValidation=Strict"),
+                                          patch, content_type="application/merge-patch+json")
+    assert status == 400 and 'duplicate field "spec.minRank"' in refused["message"]
+    status, _, patched = kube_api.request("PATCH", path(kube_namespace, "twice", query="?fieldValidation=Ignore"),
+                                          patch, content_type="application/merge-patch+json")
+    assert status == 200 and patched["spec"]["minRank"] == 3
+
+
 def test_cel_transition_rule_keeps_a_field_immutable(custom: client.CustomObjectsApi, kube_namespace: str) -> None:
     custom.create_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, widget("fixed"))
     with pytest.raises(ApiException) as refused:

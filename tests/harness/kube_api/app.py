@@ -18,7 +18,7 @@ from aiohttp import web
 from . import discovery, protobuf, table, watch
 from .cluster import Cluster
 from .errors import ApiError, bad_request, page_not_found
-from .jsondata import YAMLError, load_yaml
+from .jsondata import YAMLError, load_json, load_yaml
 from .options import Options, Result
 from .resources import ResourceType
 from .selectors import Predicate, combine, parse_field_selector, parse_label_selector
@@ -193,14 +193,21 @@ class KubeApiApp:
         if method == "POST":
             if target.name is not None or (target.rt.namespaced and target.namespace is None):
                 raise ApiError(405, "the server does not allow this method on the requested resource")
-            result = self.cluster.create(target.rt, target.namespace or "", await self._body(request), options)
+            result = self.cluster.create(target.rt, target.namespace or "", await self._body(request, options),
+                                         options)
         elif method == "PUT" and target.name is not None:
             result = self.cluster.update(target.rt, target.namespace or "", target.name,
-                                         await self._body(request), target.subresource, options)
+                                         await self._body(request, options), target.subresource, options)
         elif method == "PATCH" and target.name is not None:
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+            raw = await request.read()
+            if content_type.endswith("+json"):  # merge, strategic-merge and JSON patches
+                try:
+                    options.duplicate_fields = load_json(raw)[1]
+                except ValueError:
+                    pass  # the patch machinery reports the decoding error
             result = self.cluster.patch(target.rt, target.namespace or "", target.name, content_type,
-                                        await request.read(), target.subresource, options)
+                                        raw, target.subresource, options)
         elif method == "DELETE" and not target.subresource:
             return await self._delete(request, target, options)
         else:
@@ -213,13 +220,16 @@ class KubeApiApp:
             raise bad_request(f'fieldValidation: Unsupported value: "{validation}"')
         return Options(dry_run=request.query.get("dryRun") == "All", field_validation=validation)
 
-    async def _body(self, request: web.Request) -> Any:
+    async def _body(self, request: web.Request, options: Options) -> Any:
         raw = await request.read()
         content_type = request.headers.get("Content-Type", _JSON).split(";")[0].strip()
         if content_type == "application/vnd.kubernetes.protobuf":
             return protobuf.decode(raw)
         try:
-            return load_yaml(raw) if "yaml" in content_type else json.loads(raw or b"{}")
+            if "yaml" in content_type:
+                return load_yaml(raw)
+            body, options.duplicate_fields = load_json(raw or b"{}")
+            return body
         except (ValueError, YAMLError) as exc:
             raise bad_request(f"error decoding request body: {exc}") from exc
 

@@ -172,11 +172,12 @@ class Cluster:
             schema_errors = rt.schema.validate(obj, old)
         else:
             pruned, schema_errors = builtin_schema.check(obj)
-        if pruned and options.field_validation == "Strict":
-            fields = ", ".join(f'unknown field "{p}"' for p in pruned)
+        # As the API server words them: unknown fields, then fields the request body repeats.
+        problems = [f'unknown field "{p}"' for p in pruned] + [f'duplicate field "{p}"' for p in options.duplicate_fields]
+        if problems and options.field_validation == "Strict":
             raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                              f"strict decoding error: {fields}")
-        warnings = [f'unknown field "{p}"' for p in pruned] if options.field_validation != "Ignore" else []
+                              f"strict decoding error: {', '.join(problems)}")
+        warnings = problems if options.field_validation != "Ignore" else []
         if not errors:
             errors.extend(schema_errors)
         hook = admission.HOOKS.get(rt.key)

@@ -9,7 +9,8 @@ from typing import Any
 @dataclass
 class Options:
     dry_run: bool = False
-    field_validation: str = "Warn"  # Ignore, Warn or Strict: what to do with unknown fields
+    field_validation: str = "Warn"  # Ignore, Warn or Strict: what to do with unknown and duplicate fields
+    duplicate_fields: list[str] = field(default_factory=list)  # paths duplicated in the request body
 
 
 @dataclass
