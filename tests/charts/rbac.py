@@ -1,43 +1,22 @@
-"""A small RBAC evaluator: does a set of rendered (Cluster)Roles and bindings allow a request?
-
-It follows the Kubernetes authorizer for resource requests: a RoleBinding grants its
-role's rules in its own namespace, a ClusterRoleBinding grants a ClusterRole's rules in
-every namespace and on cluster-scoped resources; `*` matches anything in a rule.
-"""
+"""The chart's rendered RBAC, read with the emulated API server's authorizer: does it allow a
+request, what does it grant, and what did the operator's HTTP requests ask for?"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from tests.harness.kube_api.rbac import Attributes, Policy, User, rule_allows, verb_of
 
-@dataclass(frozen=True)
-class Request:
-    """One resource request as the authorizer sees it."""
-
-    verb: str
-    group: str
-    resource: str
-    namespace: str = ""  # "" for cluster-scoped resources and all-namespace lists/watches
-    subresource: str = ""
-
-    def __str__(self) -> str:
-        res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
-        where = f" in {self.namespace}" if self.namespace else " (cluster-wide)"
-        return f"{self.verb} {self.group or 'core'}/{res}{where}"
+__all__ = ["Request", "allowed", "granted", "request_from_http", "rule_allows"]
 
 
-def _match(values: list[str], value: str) -> bool:
-    return "*" in values or value in values
+# One resource request as the authorizer sees it (the emulator's own authorizer, tests/harness/kube_api/rbac.py).
+Request = Attributes
 
 
-def rule_allows(rule: dict[str, Any], request: Request) -> bool:
-    resource = f"{request.resource}/{request.subresource}" if request.subresource else request.resource
-    return (
-        _match(rule.get("apiGroups", []), request.group)
-        and _match(rule.get("resources", []), resource)
-        and _match(rule.get("verbs", []), request.verb)
-    )
+def allowed(docs: list[dict[str, Any]], service_account: str, sa_namespace: str, request: Request) -> bool:
+    """Whether the ServiceAccount may make the request, given the rendered manifests."""
+    return Policy.of(docs).allows(User.service_account(sa_namespace, service_account), request)
 
 
 def _bound_to(binding: dict[str, Any], service_account: str, sa_namespace: str) -> bool:
@@ -45,28 +24,6 @@ def _bound_to(binding: dict[str, Any], service_account: str, sa_namespace: str) 
         s.get("kind") == "ServiceAccount" and s.get("name") == service_account and s.get("namespace") == sa_namespace
         for s in binding.get("subjects", [])
     )
-
-
-def allowed(docs: list[dict[str, Any]], service_account: str, sa_namespace: str, request: Request) -> bool:
-    """Whether the ServiceAccount may make the request, given the rendered manifests."""
-    roles = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d for d in docs
-             if d["kind"] in ("Role", "ClusterRole")}
-    for binding in docs:
-        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding") or not _bound_to(
-            binding, service_account, sa_namespace
-        ):
-            continue
-        ref = binding["roleRef"]
-        if binding["kind"] == "RoleBinding":
-            if binding["metadata"]["namespace"] != request.namespace:
-                continue
-            key = (ref["kind"], binding["metadata"]["namespace"] if ref["kind"] == "Role" else "", ref["name"])
-        else:
-            key = ("ClusterRole", "", ref["name"])
-        role = roles.get(key)
-        if role and any(rule_allows(rule, request) for rule in role.get("rules", [])):
-            return True
-    return False
 
 
 def granted(docs: list[dict[str, Any]], service_account: str, sa_namespace: str) -> set[tuple[str, str, str]]:
@@ -111,13 +68,5 @@ def request_from_http(method: str, path: str, query: dict[str, str], namespaced:
     resource = rest[0]
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
-    if method == "GET":
-        if watch_path or query.get("watch") in ("true", "1"):
-            verb = "watch"
-        else:
-            verb = "get" if name else "list"
-    else:
-        verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, "")
-        if method == "DELETE":
-            verb = "delete" if name else "deletecollection"
-    return Request(verb, group, resource, namespace, subresource)
+    watching = method == "GET" and (watch_path or query.get("watch") in ("true", "1"))
+    return Request(verb_of(method, name, watching), group, resource, subresource, namespace, name)

@@ -261,6 +261,10 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
      "at '/ray/job/preRunningDeadlineSeconds'"),
     ("default catalog not s3", {"catalog": {"defaultUri": "file:///etc"}}, "at '/catalog/defaultUri'"),
     ("default catalog with ..", {"catalog": {"defaultUri": "s3://bucket/../x"}}, "at '/catalog/defaultUri'"),
+    ("allowed catalog not s3", {"catalog": {"allowed": {"team-a": ["file:///etc"]}}}, "at '/catalog/allowed/team-a/0'"),
+    ("allowed catalogs of a bad namespace", {"catalog": {"allowed": {"Team A": ["s3://bucket/x"]}}},
+     "invalid propertyName 'Team A'"),
+    ("kueue queue not a name", {"kueue": {"defaultQueues": {"*": "GPU queue"}}}, "at '/kueue/defaultQueues/*'"),
 ]
 
 
@@ -379,7 +383,7 @@ FORBIDDEN = [
 
 
 def _req(verb: str, group: str, resource: str, sub: str = "", ns: str = "") -> rbac.Request:
-    return rbac.Request(verb, group, resource, ns, sub)
+    return rbac.Request(verb, group, resource, sub, ns)
 
 
 def test_cluster_mode_rbac_grants_what_the_operator_uses_and_no_more() -> None:
@@ -445,6 +449,17 @@ def test_defaults_configmap_is_read_by_the_operator() -> None:
         assert parsed.catalog.secure is values["catalog"]["secure"]
         assert parsed.catalog.endpoint == (values["catalog"]["endpoint"] or None)
         assert parsed.catalog.credentials_secret == values["catalog"]["credentialsSecret"]["name"]
+
+
+def test_catalog_allow_lists_and_kueue_queues_reach_the_operator() -> None:
+    settings = operator_module("settings")
+    r = render({"catalog": {"defaultUri": "s3://adapters/shared", "allowed": {"team-a": ["s3://adapters/team-a"]}},
+                "kueue": {"defaultQueues": {"team-a": "gpu-queue", "*": "shared"}}})
+    parsed = settings.parse_defaults(r.defaults)
+    assert parsed.catalog_policy.default == "s3://adapters/shared"
+    assert parsed.catalog_policy.allowed == {"team-a": ["s3://adapters/team-a"]}
+    assert parsed.catalog_policy.local_roots == []
+    assert (parsed.kueue.queue("team-a"), parsed.kueue.queue("team-b")) == ("gpu-queue", "shared")
 
 
 def test_defaults_configmap_mirrors_the_operator_example() -> None:

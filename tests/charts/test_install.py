@@ -8,8 +8,10 @@ as stored in the API server (tests/charts/pod.py). KubeRay's real RayJob CRD
 (shared/kuberay) validates what the operator creates. A tiny ConceptAdapter is applied and
 the test then plays KubeRay: it runs the RayJob's entrypoint with the Ray head's environment
 against a real S3 server (rclone) and reports the job's status, until the adapter is Ready
-and its files can be pulled. Every request the operator made is finally checked against the
-chart's RBAC.
+and its files can be pulled. The operator runs with its ServiceAccount's token, so the
+emulator authorizes each of its requests against the chart's Roles as installed (a missing
+permission is a 403, as on a cluster); every request it made is finally checked against the
+rendered RBAC too.
 """
 
 from __future__ import annotations
@@ -168,12 +170,17 @@ def install(mode: str, workdir: Path, s3: S3Server) -> Iterator[Installed]:
         assert deployment is not None
         t1 = time.monotonic()
         starts = iter(range(1, 1000))
+        # The kubelet mounts the Deployment's ServiceAccount token: the operator's every request is
+        # authorized by the chart's Roles as stored in the API server (the emulator enforces RBAC).
+        service_account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        pod_kubeconfig = write_kubeconfig(workdir / "pod-kubeconfig", server.url,
+                                          server.service_account_token(NAMESPACE, service_account), NAMESPACE)
 
         def start() -> PodProcess:
             folder = workdir / f"pod-{next(starts)}"
             folder.mkdir()
             pod = start_pod(
-                deployment, api.kubectl, folder, kubeconfig=kubeconfig,
+                deployment, api.kubectl, folder, kubeconfig=pod_kubeconfig,
                 extra_env={
                     # The pod network is loopback here; the package is importable from its source folder.
                     "E2GAN_METRICS_HOST": "127.0.0.1",

@@ -14,9 +14,13 @@ included, see `cel`), built-in kinds checked against Kubernetes' own schemas (se
 `builtin_schema`), and `kubectl create <kind>`'s protobuf bodies for a few kinds (see
 `protobuf`).
 
+RBAC for the tokens `KubeApiServer.service_account_token()` hands out: their requests are
+authorized against the stored Roles and bindings (see `rbac`); the admin token and anonymous
+requests (kubectl never sends a bearer token over plain HTTP) act as `system:masters`, and a
+wrong token gets 401.
+
 Not emulated: controllers (pods never run, deployments never scale), admission webhooks,
-RBAC and TLS (plain HTTP; anonymous requests are admitted, since kubectl never sends a
-bearer token over HTTP, but a wrong token gets 401), aggregated discovery, OpenAPI v2,
+TLS (plain HTTP), aggregated ClusterRoles, aggregated discovery, OpenAPI v2,
 managedFields and real server-side-apply field ownership (an apply patch merges the
 applied configuration in), CRD conversion (versions share storage, as with
 `conversion: None`), the `scale` subresource, `kubectl logs/exec/port-forward`.

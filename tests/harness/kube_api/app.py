@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import discovery, protobuf, table, watch
+from . import discovery, protobuf, rbac, table, watch
 from .cluster import Cluster
 from .errors import ApiError, bad_request, page_not_found
 from .jsondata import YAMLError, load_json, load_yaml
@@ -54,6 +54,10 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("true", "1")
 
 
+# The authenticated user of a request; None: the admin token or an anonymous request.
+USER = web.RequestKey("user", rbac.User)
+
+
 class KubeApiApp:
     """Builds the `web.Application`; one instance per server, holding the cluster state."""
 
@@ -61,6 +65,8 @@ class KubeApiApp:
                  bookmark_interval: float = 10.0) -> None:
         self.cluster = cluster or Cluster()
         self.token = token
+        # Tokens of users whose requests RBAC authorizes (the admin token and anonymous ones bypass it).
+        self.users: dict[str, rbac.User] = {}
         self.bookmark_interval = bookmark_interval
         self.streams: set[watch.WatchStream] = set()
 
@@ -93,8 +99,10 @@ class KubeApiApp:
             # kubectl never sends a bearer token over plain HTTP, so anonymous requests are
             # admitted; a client that does present credentials must present the right ones.
             auth = request.headers.get("Authorization")
-            if self.token and auth is not None and auth != f"Bearer {self.token}":
+            user = self.users.get(auth.removeprefix("Bearer ")) if auth is not None else None
+            if self.token and auth is not None and auth != f"Bearer {self.token}" and user is None:
                 raise ApiError(401, "Unauthorized")
+            request[USER] = user
             return await handler(request)
         except ApiError as error:
             return respond(error.status(), error.code)
@@ -179,9 +187,22 @@ class KubeApiApp:
             raise page_not_found()
         return Target(rt, namespace, name, subresource), legacy_watch
 
+    def _authorize(self, request: web.Request, target: Target, watching: bool) -> None:
+        user = request.get(USER)
+        if user is None:
+            return
+        attributes = rbac.Attributes(rbac.verb_of(request.method, target.name, watching), target.rt.group,
+                                     target.rt.plural, target.subresource, target.namespace or "", target.name or "")
+        store = self.cluster.store
+        objects = [obj for plural in ("roles", "rolebindings", "clusterroles", "clusterrolebindings")
+                   for obj in store.items((rbac.RBAC_GROUP, plural))]
+        if not rbac.Policy.of(objects).allows(user, attributes):
+            raise rbac.forbidden(user, attributes)
+
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         target, legacy_watch = self._target(request)
         method = request.method
+        self._authorize(request, target, method == "GET" and (legacy_watch or _truthy(request.query.get("watch"))))
         if method == "GET":
             if legacy_watch or _truthy(request.query.get("watch")):
                 return await self._watch(request, target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from .app import KubeApiApp
 from .cluster import Cluster
+from .rbac import User
 
 T = TypeVar("T")
 DEFAULT_TOKEN = "e2gan-emulator-token"
@@ -110,6 +112,13 @@ class KubeApiServer:
             return fn(*args)
 
         return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(timeout=30)
+
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token for the ServiceAccount NAMESPACE/NAME, whose requests RBAC authorizes
+        against the Roles and bindings stored in the server (see `rbac`)."""
+        token = f"sa-{secrets.token_urlsafe(16)}"
+        self.api.users[token] = User.service_account(namespace, name)
+        return token
 
     def reset(self) -> None:
         """Delete every object (finalizers ignored) and forget every CRD; watches stay open."""
