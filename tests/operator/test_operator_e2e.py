@@ -18,6 +18,7 @@ import yaml
 from catalog import Catalog, open_catalog
 from e2gan_operator.rayjob import decode_spec
 from e2gan_operator.reasons import Reason
+from tests.harness.kube_api import write_kubeconfig
 from tests.harness.kuberay_standin import KubeRayStandIn
 from tests.operator.process import REPO, OperatorProcess, start_operator
 
@@ -51,6 +52,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, every: float = 0.1, 
 class Env:
     def __init__(self, api: KubeApi, ns: str, tmp: Path) -> None:
         self.api, self.ns, self.tmp = api, ns, tmp
+        self.operator_user = ""  # the module operator's ServiceAccount, as the API server names it
 
     def get(self, plural: str, name: str, group: str = "e2gan.dev/v1alpha1") -> dict[str, Any] | None:
         status, _, body = self.api.request("GET", f"/apis/{group}/namespaces/{self.ns}/{plural}/{name}")
@@ -105,9 +107,26 @@ def kuberay(env: Env) -> Iterator[KubeRayStandIn]:
         yield standin
 
 
+def chart_service_account(env: Env) -> Path:
+    """The chart's RBAC for an operator watching env.ns, applied to the API server, and a kubeconfig
+    holding that ServiceAccount's token: the emulator authorizes each of the operator's requests
+    against the chart's Roles, so a permission the chart lacks fails here as on a cluster."""
+    from tests.charts.rendering import render
+
+    rendered = render({"watch": {"mode": "namespaced", "namespaces": [env.ns]}}, name=f"op-{env.ns}", namespace=env.ns)
+    rbac = [d for d in rendered.docs if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                                                       "Role", "RoleBinding")]
+    applied = env.api.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(rbac))
+    assert applied.returncode == 0, applied.stderr
+    account = rendered.one("ServiceAccount")["metadata"]["name"]
+    env.operator_user = f"system:serviceaccount:{env.ns}:{account}"
+    token = env.api.server.service_account_token(env.ns, account)
+    return write_kubeconfig(env.tmp / "operator-kubeconfig", env.api.url, token, env.ns)
+
+
 @pytest.fixture(scope="module")
 def operator(env: Env, kuberay: KubeRayStandIn) -> Iterator[OperatorProcess]:
-    op = start_operator(env.api.kubeconfig, [env.ns], env.tmp / "operator.log",
+    op = start_operator(chart_service_account(env), [env.ns], env.tmp / "operator.log",
                         env={"E2GAN_POLL_SECONDS": "0.3", **SAFE_S3, **local_catalogs(env)})
     yield op
     op.stop()
@@ -160,6 +179,21 @@ def test_apply_trains_publishes_and_delete_honours_the_policy(env: Env, operator
     if OWNERSHIP:  # deletionPolicy: Delete removes what the catalog records as this resource's
         assert open_catalog(catalog_dir).index() == []
     assert wait_for(lambda: env.rayjobs("tiny-sketch") == [], what="owned RayJob gone") is True
+
+
+def test_the_operator_works_within_the_charts_rbac(env: Env, operator: OperatorProcess) -> None:
+    # A resource of its own, so that this test sees a whole reconcile whatever ran before it.
+    catalog = {"uri": str(env.tmp / "rbac-catalog")}
+    doc = yaml.safe_load((EXAMPLES / "tiny.yaml").read_text())
+    doc["metadata"]["name"] = "within-rbac"
+    doc["spec"]["concept"] = "rbac-sketch"
+    assert env.kubectl("apply", "-f", str(env.manifest(doc, catalog=catalog))).returncode == 0
+    wait_for(lambda: env.phase("within-rbac") == "Ready", what="within-rbac Ready")
+    app = env.api.server.api
+    account = env.operator_user
+    assert app.authorized[account] > 0, dict(app.authorized)  # the operator really spoke as its ServiceAccount
+    assert [d for d in app.denied if d.startswith(account + ":")] == []
+    assert env.kubectl("delete", "conceptadapter", "within-rbac", "--timeout=60s").returncode == 0
 
 
 def test_failure_in_the_job_reaches_the_status(env: Env, operator: OperatorProcess) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import json
 import logging
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class KubeApiApp:
         self.token = token
         # Tokens of users whose requests RBAC authorizes (the admin token and anonymous ones bypass it).
         self.users: dict[str, rbac.User] = {}
+        self.authorized: collections.Counter[str] = collections.Counter()  # user name → requests allowed
+        self.denied: list[str] = []  # "user: verb group/resource in namespace" of every 403
         self.bookmark_interval = bookmark_interval
         self.streams: set[watch.WatchStream] = set()
 
@@ -197,7 +200,9 @@ class KubeApiApp:
         objects = [obj for plural in ("roles", "rolebindings", "clusterroles", "clusterrolebindings")
                    for obj in store.items((rbac.RBAC_GROUP, plural))]
         if not rbac.Policy.of(objects).allows(user, attributes):
+            self.denied.append(f"{user.name}: {attributes}")
             raise rbac.forbidden(user, attributes)
+        self.authorized[user.name] += 1
 
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         target, legacy_watch = self._target(request)
