@@ -427,6 +427,9 @@ def job_state(rayjob: dict[str, Any]) -> JobState:
     message = str(status.get("message") or "")
     if deployment in ("Suspended", "Suspending"):
         return JobState("suspended", deployment, message)  # its jobStatus is STOPPED: not a failure
+    if deployment == "Retrying":
+        # backoffLimit: KubeRay starts a new Ray cluster; the FAILED jobStatus is the last attempt's.
+        return JobState("pending", deployment, message)
     if job in ("FAILED", "STOPPED"):
         return JobState("failed", reason or job, message)
     if deployment in _FAILED_DEPLOYMENT:

@@ -1,11 +1,20 @@
 """A KubeRay stand-in: runs each RayJob's entrypoint locally and writes the status KubeRay writes.
 
-KubeRay would create a Ray cluster and submit `spec.entrypoint` to it; here the entrypoint
-runs as a local subprocess (through `/bin/sh -c`, as Ray's job supervisor runs it, so shell
-quoting is exercised) with the environment of the head pod template: plain values and
-`secretKeyRef`s resolved from Secrets. The status follows KubeRay v1:
+KubeRay would create a Ray cluster and submit `spec.entrypoint` to it. Here:
+- the Pods KubeRay would create (the head, one per worker group, and the submitter from
+  `submitterPodTemplate`) are created in the API server, so Pod validation and Pod Security
+  Admission judge the operator's pod templates; a refused Pod leaves the job waiting with a
+  Warning event (FailedCreateHeadPod...) and the reason in `refusals`, as KubeRay would;
+- the entrypoint runs as a local subprocess (through `/bin/sh -c`, as Ray's job supervisor
+  runs it, so shell quoting is exercised) in a folder of its own per attempt, with the head
+  container's environment (plain values, Secret and ConfigMap references resolved) and the
+  image's (PATH, HOME, TMPDIR; Ray's switches), never the test process's own environment;
+- `backoffLimit` retries a failed job with a new Ray cluster (jobDeploymentStatus Retrying).
 
-    jobDeploymentStatus  Initializing → Running → Complete | Failed     (Suspended while spec.suspend)
+The status follows KubeRay v1:
+
+    jobDeploymentStatus  Initializing → Running → Complete | Failed     (Suspended while spec.suspend,
+                         Retrying between attempts)
     jobStatus            PENDING → RUNNING → SUCCEEDED | FAILED | STOPPED
 
 with `reason` AppFailed or DeadlineExceeded (activeDeadlineSeconds) on failure, plus
@@ -22,11 +31,13 @@ local Ray, or let the trainer start its own.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -40,6 +51,9 @@ import yaml
 log = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = "ray.io", "v1", "rayjobs"
+# Environment the trainer image sets too, passed through to jobs; nothing else of the test's.
+IMAGE_ENV_PREFIXES = ("RAY_", "HF_HUB_OFFLINE", "OMP_NUM_THREADS")
+RETRY_PAUSE_SECONDS = 0.2
 KUBERAY_CRD = Path(__file__).resolve().parents[3] / "shared" / "kuberay" / "ray.io_rayjobs.yaml"
 
 # Served when KubeRay's real CRD is not available: any spec, a status subresource.
@@ -88,6 +102,8 @@ class Run:
     returncode: int | None = None
     output: str = ""
     outcome: str = "running"  # succeeded | failed | suspended | deadline | deleted
+    attempt: int = 1  # 1 + the retries before it (spec.backoffLimit)
+    root: Path | None = None  # the attempt's own working folder (HOME and TMPDIR inside)
 
 
 @dataclass
@@ -120,6 +136,7 @@ class KubeRayStandIn:
         self.workdir = workdir
         self.output_limit = output_limit
         self.runs: list[Run] = []
+        self.refusals: list[str] = []  # why the API server refused a Pod (Pod Security, validation)
         self._active: dict[str, _Active] = {}  # by RayJob uid
         self._started: set[str] = set()  # uids whose current run was started (until suspended)
         self._lock = threading.Lock()
@@ -241,31 +258,129 @@ class KubeRayStandIn:
                 out[var["name"]] = (self._core.read_namespaced_config_map(ref["name"], namespace).data or {})[ref["key"]]
         return out
 
+    def _pods(self, obj: dict[str, Any], cluster: str) -> list[dict[str, Any]]:
+        """The Pods KubeRay would create: the head, one per worker group, and the submitter."""
+        spec = obj["spec"]
+        cluster_spec = spec.get("rayClusterSpec") or {}
+        owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RayJob", "name": obj["metadata"]["name"],
+                 "uid": obj["metadata"]["uid"]}
+        templates = [("head", f"{cluster}-head", (cluster_spec.get("headGroupSpec") or {}).get("template") or {})]
+        for group in cluster_spec.get("workerGroupSpecs") or []:
+            if int(group.get("replicas", group.get("minReplicas", 1)) or 0) > 0:
+                templates.append(("worker", f"{cluster}-{group.get('groupName', 'workers')}-worker-0",
+                                  group.get("template") or {}))
+        if spec.get("submitterPodTemplate"):
+            templates.append(("submitter", f"{obj['metadata']['name']}-submitter", spec["submitterPodTemplate"]))
+        pods = []
+        for role, name, template in templates:
+            meta = dict(template.get("metadata") or {})
+            labels = {**(meta.get("labels") or {}), "ray.io/cluster": cluster, "ray.io/node-type": role}
+            pods.append({"apiVersion": "v1", "kind": "Pod", "spec": template.get("spec") or {}, "metadata": {
+                "name": name, "labels": labels, "annotations": meta.get("annotations") or {},
+                "ownerReferences": [owner]}})
+        return pods
+
+    def _start_pods(self, obj: dict[str, Any], cluster: str) -> list[str] | None:
+        """Create the Pods in the API server (Pod Security Admission and Pod validation apply, as
+        they do to KubeRay's); None after posting a Warning event when one is refused."""
+        from kubernetes.client.exceptions import ApiException
+
+        namespace, created = obj["metadata"]["namespace"], []
+        for pod in self._pods(obj, cluster):
+            try:
+                self._core.create_namespaced_pod(namespace, pod)
+                created.append(pod["metadata"]["name"])
+            except ApiException as exc:
+                try:
+                    why = json.loads(exc.body or "{}").get("message") or str(exc)
+                except ValueError:
+                    why = str(exc)
+                role = pod["metadata"]["labels"]["ray.io/node-type"].capitalize()
+                self.refusals.append(why)
+                self._event(obj, f"FailedCreate{role}Pod", f"Failed to create {role.lower()} Pod: {why}")
+                self._delete_pods(namespace, created)
+                return None
+        return created
+
+    def _delete_pods(self, namespace: str, names: list[str]) -> None:
+        for name in names:
+            try:
+                self._core.delete_namespaced_pod(name, namespace)
+            except Exception as exc:  # gone already (the RayJob's deletion cascades)
+                log.debug("pod %s not deleted: %s", name, exc)
+
+    def _event(self, obj: dict[str, Any], reason: str, message: str) -> None:
+        meta = obj["metadata"]
+        body = {"metadata": {"generateName": f"{meta['name']}."}, "type": "Warning", "reason": reason,
+                "message": message[:1024], "source": {"component": "kuberay-standin"},
+                "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RayJob", "name": meta["name"],
+                                   "namespace": meta["namespace"], "uid": meta["uid"]}}
+        try:
+            self._core.create_namespaced_event(meta["namespace"], body)
+        except Exception as exc:
+            log.debug("event on RayJob %s not written: %s", meta["name"], exc)
+
+    def _job_env(self, obj: dict[str, Any], root: Path) -> dict[str, str]:
+        """What the job sees: the head container's env and the image's, never the test's own process
+        environment (only Ray's and the Hub's switches, which the trainer image also sets)."""
+        image = {k: v for k, v in os.environ.items() if k.startswith(IMAGE_ENV_PREFIXES)}
+        env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+               "HOME": str(root / "home"), "TMPDIR": str(root / "tmp"), "LANG": "C.UTF-8", **image}
+        return {**env, **self.env, **self._container_env(obj)}
+
     def _run(self, obj: dict[str, Any]) -> None:
         meta, spec = obj["metadata"], obj["spec"]
         name = meta["name"]
+        attempts = int(spec.get("backoffLimit") or 0) + 1
+        for attempt in range(1, attempts + 1):
+            outcome = self._attempt(obj, attempt)
+            if outcome != "failed" or attempt == attempts:
+                return
+            # backoffLimit: KubeRay tears the Ray cluster down and starts a new one.
+            self._patch(obj, {"jobDeploymentStatus": "Retrying", "failed": attempt})
+            time.sleep(RETRY_PAUSE_SECONDS)
+            try:
+                current = self._custom.get_namespaced_custom_object(GROUP, VERSION, meta["namespace"], PLURAL, name)
+            except Exception:  # deleted meanwhile: nothing left to retry
+                return
+            if self._stop.is_set() or (current.get("spec") or {}).get("suspend") or \
+                    (current.get("metadata") or {}).get("deletionTimestamp"):
+                return
+            log.debug("RayJob %s: attempt %d of %d", name, attempt + 1, attempts)
+
+    def _attempt(self, obj: dict[str, Any], attempt: int) -> str:
+        meta, spec = obj["metadata"], obj["spec"]
+        name = meta["name"]
+        cluster = f"{name}-raycluster-{uuid.uuid4().hex[:5]}"
         self._patch(
             obj,
             {
                 "jobDeploymentStatus": "Initializing",
-                "rayClusterName": f"{name}-raycluster-{uuid.uuid4().hex[:5]}",
+                "jobStatus": "",
+                "rayClusterName": cluster,
                 "jobId": f"{name}-{uuid.uuid4().hex[:8]}",
                 "startTime": _now(),
             },
         )
+        pods = self._start_pods(obj, cluster)
+        if pods is None:
+            return "refused"  # the job waits with no pods, as KubeRay's would; the event says why
+        # Each attempt runs in a folder of its own: the job shares no working folder with the operator.
+        root = Path(self.workdir or tempfile.gettempdir()) / "rayjobs" / f"{name}-{attempt}-{uuid.uuid4().hex[:6]}"
+        for folder in ("home", "tmp"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
         try:
-            env = {**os.environ, **self.env, **self._container_env(obj)}
-            if "PATH" not in self.env:  # the trainer image has `e2gan` on its PATH; so does this venv
-                env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+            env = self._job_env(obj, root)
         except Exception as exc:  # a missing Secret: KubeRay's pods would not start either
+            self._delete_pods(meta["namespace"], pods)
             self._patch(obj, {"jobDeploymentStatus": "Failed", "reason": "SubmissionFailed", "message": str(exc),
-                              "endTime": _now(), "failed": 1})
-            return
+                              "endTime": _now(), "failed": attempt})
+            return "submission"
         self._patch(obj, {"jobDeploymentStatus": "Running", "jobStatus": "PENDING"})
         command = str(spec.get("entrypoint") or "")
-        run = Run(meta["namespace"], name, command, env)
+        run = Run(meta["namespace"], name, command, env, attempt=attempt, root=root)
         process = subprocess.Popen(
-            ["/bin/sh", "-c", command], env=env, cwd=self.workdir, stdout=subprocess.PIPE,
+            ["/bin/sh", "-c", command], env=env, cwd=root, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         active = _Active(run, process)
@@ -284,9 +399,11 @@ class KubeRayStandIn:
             timer.cancel()
         with self._lock:
             self._active.pop(meta["uid"], None)
+        self._delete_pods(meta["namespace"], pods)
         run.returncode = process.returncode
         run.output = output[-self.output_limit:]
         tail = " | ".join(run.output.strip().splitlines()[-5:])[-2000:]
+        last = attempt > int(spec.get("backoffLimit") or 0)
         if active.stop_reason == "deleted":
             run.outcome = "deleted"
         elif active.stop_reason == "suspended":
@@ -298,16 +415,20 @@ class KubeRayStandIn:
             run.outcome = "deadline"
             self._patch(obj, {"jobDeploymentStatus": "Failed", "jobStatus": "STOPPED", "reason": "DeadlineExceeded",
                               "message": f"The RayJob has passed its activeDeadlineSeconds ({deadline} s)",
-                              "endTime": _now(), "failed": 1})
+                              "endTime": _now(), "failed": attempt})
         elif process.returncode == 0:
             run.outcome = "succeeded"
             self._patch(obj, {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED", "endTime": _now(),
                               "succeeded": 1, "message": "Job finished successfully."})
         else:
             run.outcome = "failed"
-            self._patch(obj, {"jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "AppFailed",
-                              "message": f"Job entrypoint command failed with exit code {process.returncode}: {tail}",
-                              "endTime": _now(), "failed": 1})
+            message = f"Job entrypoint command failed with exit code {process.returncode}: {tail}"
+            if last:
+                self._patch(obj, {"jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "reason": "AppFailed",
+                                  "message": message, "endTime": _now(), "failed": attempt})
+            else:
+                self._patch(obj, {"jobStatus": "FAILED", "message": message})
+        return run.outcome
 
     def _kill(self, active: _Active, why: str) -> None:
         with active.lock:

@@ -126,3 +126,36 @@ def test_an_aggregated_cluster_role_is_refused_loudly(kube_api: KubeApi, kube_na
     token = kube_api.server.service_account_token(kube_namespace, "agg")
     status, answer = call(kube_api, token, "GET", "/api/v1/configmaps")
     assert status == 500 and "aggregationRule" in answer["message"]
+
+
+def test_owner_references_need_delete_and_block_owner_deletion_needs_the_owners_finalizers(
+    kube_api: KubeApi, kube_namespace: str
+) -> None:
+    """OwnerReferencesPermissionEnforcement, as production API servers run it."""
+    cms = f"/api/v1/namespaces/{kube_namespace}/configmaps"
+    status, _, owner = kube_api.request("POST", cms, {"metadata": {"name": "owner"}})
+    assert status == 201
+
+    def child(name: str, block: bool) -> dict[str, Any]:
+        ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"],
+               "controller": True, **({"blockOwnerDeletion": True} if block else {})}
+        return {"metadata": {"name": name, "ownerReferences": [ref]}}
+
+    token = kube_api.server.service_account_token(kube_namespace, "maker")
+    subject = {"kind": "ServiceAccount", "name": "maker", "namespace": kube_namespace}
+    grant(kube_api, kube_namespace, [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}], subject)
+    status, answer = call(kube_api, token, "POST", cms, child("a", block=False))
+    assert status == 403 and answer["message"].startswith(
+        'configmaps "a" is forbidden: cannot set an ownerRef on a resource you can\'t delete: User ')
+    assert call(kube_api, token, "POST", cms, {"metadata": {"name": "plain"}})[0] == 201  # no ownerRef: create suffices
+
+    grant(kube_api, kube_namespace, [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]}], subject)
+    assert call(kube_api, token, "POST", cms, child("b", block=False))[0] == 201
+    status, answer = call(kube_api, token, "POST", cms, child("c", block=True))
+    assert status == 403 and "cannot set blockOwnerDeletion if an ownerReference refers to a resource you can't " \
+        f'set finalizers on: User "system:serviceaccount:{kube_namespace}:maker" cannot update resource ' \
+        f'"configmaps/finalizers" in API group "" in the namespace "{kube_namespace}"' in answer["message"]
+
+    grant(kube_api, kube_namespace, [{"apiGroups": [""], "resources": ["configmaps/finalizers"], "verbs": ["update"],
+                                      "resourceNames": ["owner"]}], subject)
+    assert call(kube_api, token, "POST", cms, child("c", block=True))[0] == 201

@@ -132,3 +132,71 @@ def test_deadline_and_deletion_stop_the_entrypoint(
     while not any(r.name == "gone" for r in standin.runs) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert next(r for r in standin.runs if r.name == "gone").outcome == "deleted"
+
+
+def test_backoff_limit_retries_with_a_new_ray_cluster(
+    kube_api: KubeApi, kube_namespace: str, standin: KubeRayStandIn, tmp_path: Path
+) -> None:
+    # Fails on the first attempt, succeeds on the second (a marker survives between attempts).
+    marker = tmp_path / "first-attempt-done"
+    code = f"import os, sys; p = {str(marker)!r}; e = os.path.exists(p); open(p, 'w'); sys.exit(0 if e else 4)"
+    create(kube_api, kube_namespace, rayjob("flaky", py(code), backoffLimit=2))
+    status = wait_status(kube_api, kube_namespace, "flaky", "Complete")
+    assert status["jobStatus"] == "SUCCEEDED"
+    runs = [r for r in standin.runs if r.namespace == kube_namespace and r.name == "flaky"]
+    assert [(r.attempt, r.outcome) for r in runs] == [(1, "failed"), (2, "succeeded")]
+    assert runs[0].root != runs[1].root  # a new cluster: a fresh folder
+
+    create(kube_api, kube_namespace, rayjob("hopeless", py("import sys; sys.exit(5)"), backoffLimit=1))
+    status = wait_status(kube_api, kube_namespace, "hopeless", "Failed")
+    assert status["failed"] == 2 and status["reason"] == "AppFailed"
+    attempts = [r.attempt for r in standin.runs if r.namespace == kube_namespace and r.name == "hopeless"]
+    assert attempts == [1, 2]
+
+
+def test_jobs_get_a_clean_environment_and_a_folder_of_their_own(
+    kube_api: KubeApi, kube_namespace: str, standin: KubeRayStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E2GAN_LEAK_FROM_THE_TEST", "secret")  # the test process's env never reaches a job
+    out = tmp_path / "seen.txt"
+    code = (f"import os; open({str(out)!r}, 'w').write(repr((os.environ.get('E2GAN_LEAK_FROM_THE_TEST'), "
+            "os.getcwd(), os.environ['HOME'], os.environ['TMPDIR'])))")
+    create(kube_api, kube_namespace, rayjob("clean", py(code), [{"name": "PLAIN", "value": "v"}]))
+    wait_status(kube_api, kube_namespace, "clean", "Complete")
+    leaked, cwd, home, tmpdir = eval(out.read_text())  # noqa: S307 - our own repr of a tuple of str
+    (run,) = [r for r in standin.runs if r.namespace == kube_namespace]
+    assert leaked is None and run.env["PLAIN"] == "v"
+    assert cwd == str(run.root) and home.startswith(cwd) and tmpdir.startswith(cwd)
+
+
+def test_pods_are_judged_by_pod_security_and_a_refusal_is_an_event(
+    kube_api: KubeApi, kube_namespace: str, standin: KubeRayStandIn, tmp_path: Path
+) -> None:
+    label = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    assert kube_api.request("PATCH", f"/api/v1/namespaces/{kube_namespace}", label,
+                            content_type="application/merge-patch+json")[0] == 200
+    marker = tmp_path / "ran"
+    create(kube_api, kube_namespace, rayjob("loose", py(f"open({str(marker)!r}, 'w')")))  # no securityContext
+
+    def warning() -> dict[str, Any] | None:
+        _, _, events = kube_api.request("GET", f"/api/v1/namespaces/{kube_namespace}/events")
+        return next((e for e in events["items"] if e["involvedObject"]["name"] == "loose"), None)
+
+    end = time.monotonic() + 20
+    while warning() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    event = warning()
+    assert event is not None and event["reason"] == "FailedCreateHeadPod" and event["type"] == "Warning"
+    assert 'violates PodSecurity "restricted:latest"' in event["message"]
+    _, _, job = kube_api.request("GET", f"{RAYJOBS.format(ns=kube_namespace)}/loose")
+    assert job["status"]["jobDeploymentStatus"] == "Initializing" and not marker.exists()
+
+    hardened = {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{"name": "ray-head", "image": "trainer:test", "securityContext": {
+                    "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]}
+    body = rayjob("hardened", py(f"open({str(marker)!r}, 'w')"))
+    body["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"] = hardened
+    body["spec"]["submitterPodTemplate"] = {"spec": {**hardened, "restartPolicy": "Never"}}
+    create(kube_api, kube_namespace, body)
+    wait_status(kube_api, kube_namespace, "hardened", "Complete")
+    assert marker.exists()

@@ -89,7 +89,10 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def env(e2gan_crds: KubeApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     ns = f"e2e-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    assert e2gan_crds.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
+    # Pod Security "restricted", as on a production cluster: KubeRay's pods (the stand-in creates
+    # them from the RayJob) are refused if the operator's pod templates break it.
+    labels = {"pod-security.kubernetes.io/enforce": "restricted"}
+    assert e2gan_crds.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns, "labels": labels}})[0] == 201
     yield Env(e2gan_crds, ns, tmp_path_factory.mktemp("e2e"))
     e2gan_crds.request("DELETE", f"/api/v1/namespaces/{ns}")
 
@@ -181,7 +184,9 @@ def test_apply_trains_publishes_and_delete_honours_the_policy(env: Env, operator
     assert wait_for(lambda: env.rayjobs("tiny-sketch") == [], what="owned RayJob gone") is True
 
 
-def test_the_operator_works_within_the_charts_rbac(env: Env, operator: OperatorProcess) -> None:
+def test_the_operator_works_within_the_charts_rbac_and_pod_security(
+    env: Env, operator: OperatorProcess, kuberay: KubeRayStandIn
+) -> None:
     # A resource of its own, so that this test sees a whole reconcile whatever ran before it.
     catalog = {"uri": str(env.tmp / "rbac-catalog")}
     doc = yaml.safe_load((EXAMPLES / "tiny.yaml").read_text())
@@ -193,6 +198,7 @@ def test_the_operator_works_within_the_charts_rbac(env: Env, operator: OperatorP
     account = env.operator_user
     assert app.authorized[account] > 0, dict(app.authorized)  # the operator really spoke as its ServiceAccount
     assert [d for d in app.denied if d.startswith(account + ":")] == []
+    assert kuberay.refusals == []  # every Ray pod met Pod Security "restricted"
     assert env.kubectl("delete", "conceptadapter", "within-rbac", "--timeout=60s").returncode == 0
 
 

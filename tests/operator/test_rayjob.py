@@ -30,6 +30,7 @@ from e2gan_operator.rayjob import (
 )
 from e2gan_operator.settings import OperatorSettings, SettingsError, load_defaults, parse_defaults
 from tests.catalog.conftest import rclone_factory  # noqa: F401 - a fixture
+from tests.harness.kube_api import pod_security
 
 DEFAULTS_EXAMPLE = Path(__file__).resolve().parents[2] / "operator" / "e2gan_operator" / "defaults.example.yaml"
 KUBERAY_CRD = Path(__file__).resolve().parents[3] / "shared" / "kuberay" / "ray.io_rayjobs.yaml"
@@ -156,6 +157,8 @@ def test_cpu_only_job_requests_no_gpu_and_base_runs_e2gan_base() -> None:
         ({"jobDeploymentStatus": "Suspended"}, "suspended", "Suspended"),
         ({"jobDeploymentStatus": "Suspended", "jobStatus": "STOPPED"}, "suspended", "Suspended"),
         ({"jobDeploymentStatus": "Retrying"}, "pending", "Retrying"),
+        # backoffLimit > 0: the failed attempt's jobStatus stays while KubeRay starts the next one.
+        ({"jobDeploymentStatus": "Retrying", "jobStatus": "FAILED", "failed": 1}, "pending", "Retrying"),
     ],
 )
 def test_job_state_reads_kuberay_status(status: dict, state: str, reason: str) -> None:
@@ -237,6 +240,7 @@ def test_every_pod_meets_pod_security_restricted(s: OperatorSettings) -> None:
     """The rules of the Pod Security Standard "restricted" profile, for head, workers and submitter."""
     for role, template in pod_templates(build(s)).items():
         pod = template["spec"]
+        assert pod_security.violations(pod, "restricted") == [], role  # Pod Security Admission's own checks
         assert pod["automountServiceAccountToken"] is False, role
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0, role
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, role

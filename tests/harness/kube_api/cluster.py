@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import admission, builtin_schema, controllers, crds
+from . import admission, builtin_schema, controllers, crds, ownerrefs, pod_security
 from .errors import (
     STALE,
     ApiError,
@@ -35,6 +35,7 @@ from .selectors import Predicate
 from .storage import Key, Store
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+PODS = ("", "pods")
 _SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields")
 _IMMUTABLE_FIELDS = ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
@@ -185,7 +186,22 @@ class Cluster:
             errors.extend(hook(self, rt, obj, old))
         if errors:
             raise invalid_object(rt.group, rt.kind, obj["metadata"].get("name", ""), errors)
+        if options.authorize is not None:
+            ownerrefs.check(rt, obj, old, options.authorize, self.registry.types)
+        if rt.key == PODS and old is None:
+            warnings = warnings + self._pod_security(obj)
         return warnings
+
+    def _pod_security(self, pod: dict[str, Any]) -> list[str]:
+        """Pod Security Admission at the levels the Pod's namespace is labelled with: refuse or warn."""
+        namespace = self.store.get(admission.NAMESPACES, "", pod["metadata"].get("namespace", ""))
+        enforce, warn = pod_security.namespace_levels(namespace)
+        found = pod_security.violations(pod.get("spec") or {}, enforce)
+        if found:
+            name = pod["metadata"].get("name", "")
+            raise ApiError(403, f'pods "{name}" is forbidden: {pod_security.message(enforce, found)}')
+        found = pod_security.violations(pod.get("spec") or {}, warn)
+        return [f'would violate PodSecurity "{warn}:latest": ' + ", ".join(found)] if found else []
 
     # --- updating -----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,9 @@ class Options:
     dry_run: bool = False
     field_validation: str = "Warn"  # Ignore, Warn or Strict: what to do with unknown and duplicate fields
     duplicate_fields: list[str] = field(default_factory=list)  # paths duplicated in the request body
+    # RBAC of the requesting user for admission plugins: None when allowed, else the reason;
+    # None for the admin and anonymous requests, which nothing checks.
+    authorize: Callable[[Any], str | None] | None = None
 
 
 @dataclass
