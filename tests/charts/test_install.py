@@ -340,7 +340,7 @@ def test_tiny_concept_reaches_ready_and_its_adapter_can_be_pulled(installed: Ins
     t0 = time.monotonic()
     # KubeRay: the stand-in runs the RayJob's entrypoint with the Ray head's environment
     # (the catalog Secret resolved) and writes the status KubeRay would.
-    with KubeRayStandIn(installed.api.kubeconfig, namespace=TEAM, workdir=installed.workdir) as kuberay:
+    with KubeRayStandIn(installed.api.kubeconfig, namespace=TEAM) as kuberay:
 
         def ready() -> dict[str, Any] | None:
             obj = installed.get("conceptadapter", name, TEAM) or {}

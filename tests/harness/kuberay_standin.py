@@ -34,6 +34,7 @@ import base64
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,7 +124,6 @@ class KubeRayStandIn:
         namespace: str | None = None,
         *,
         env: dict[str, str] | None = None,
-        workdir: Path | None = None,
         output_limit: int = 200_000,
     ) -> None:
         from kubernetes import client, config
@@ -133,7 +133,6 @@ class KubeRayStandIn:
         self._core = client.CoreV1Api(self._api_client)
         self.namespace = namespace
         self.env = dict(env or {})
-        self.workdir = workdir
         self.output_limit = output_limit
         self.runs: list[Run] = []
         self.refusals: list[str] = []  # why the API server refused a Pod (Pod Security, validation)
@@ -366,9 +365,11 @@ class KubeRayStandIn:
         if pods is None:
             return "refused"  # the job waits with no pods, as KubeRay's would; the event says why
         # Each attempt runs in a folder of its own: the job shares no working folder with the operator.
-        root = Path(self.workdir or tempfile.gettempdir()) / "rayjobs" / f"{name}-{attempt}-{uuid.uuid4().hex[:6]}"
+        # A short path under the system's temporary folder: Ray's AF_UNIX sockets live in TMPDIR
+        # and their paths may not exceed 107 bytes.
+        root = Path(tempfile.mkdtemp(prefix="rayjob-"))
         for folder in ("home", "tmp"):
-            (root / folder).mkdir(parents=True, exist_ok=True)
+            (root / folder).mkdir()
         try:
             env = self._job_env(obj, root)
         except Exception as exc:  # a missing Secret: KubeRay's pods would not start either
@@ -400,6 +401,8 @@ class KubeRayStandIn:
         with self._lock:
             self._active.pop(meta["uid"], None)
         self._delete_pods(meta["namespace"], pods)
+        if process.returncode == 0:
+            shutil.rmtree(root, ignore_errors=True)  # a failed attempt's folder stays, for its logs
         run.returncode = process.returncode
         run.output = output[-self.output_limit:]
         tail = " | ".join(run.output.strip().splitlines()[-5:])[-2000:]

@@ -31,7 +31,7 @@ def rayjob_crd_installed(kube_api: KubeApi) -> None:
 @pytest.fixture(scope="module")
 def standin(kube_api: KubeApi, rayjob_crd_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeRayStandIn]:
     # One stand-in for the module, watching every namespace: each test has its own namespace.
-    with KubeRayStandIn(kube_api.kubeconfig, workdir=tmp_path_factory.mktemp("rayjobs")) as kuberay:
+    with KubeRayStandIn(kube_api.kubeconfig) as kuberay:
         yield kuberay
 
 

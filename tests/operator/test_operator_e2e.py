@@ -106,7 +106,7 @@ def kuberay(env: Env) -> Iterator[KubeRayStandIn]:
     # Each stage lasts longer than the operator's poll (0.3 s), so the status passes through them.
     extra = {"PATH": f"{shim}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO),
              "FAKE_TRAINER_STEP_SECONDS": "0.4", **SAFE_S3}
-    with KubeRayStandIn(env.api.kubeconfig, env.ns, env=extra, workdir=env.tmp) as standin:
+    with KubeRayStandIn(env.api.kubeconfig, env.ns, env=extra) as standin:
         yield standin
 
 
@@ -289,7 +289,7 @@ def test_killed_mid_reconcile_converges_with_one_rayjob(env: Env, kuberay: KubeR
     other = Env(env.api, ns, env.tmp)
     shim_env = dict(kuberay.env)
     try:
-        with KubeRayStandIn(env.api.kubeconfig, ns, env=shim_env, workdir=env.tmp):
+        with KubeRayStandIn(env.api.kubeconfig, ns, env=shim_env):
             dying = start_operator(env.api.kubeconfig, [ns], env.tmp / "dying.log",
                                    env={"E2GAN_FAILPOINT": "after-rayjob-create", **SAFE_S3, **local_catalogs(env)})
             manifest = other.manifest(EXAMPLES / "tiny.yaml", catalog={"uri": str(env.tmp / "cat-kill")})

@@ -81,7 +81,7 @@ def test_kubectl_apply_to_published_adapter_and_back(
     pod_env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
                "PYTHONPATH": str(REPO), "HOME": str(tmp_path), "E2GAN_RAY_OBJECT_STORE_BYTES": str(256 * 1024**2)}
     operator_env = {"E2GAN_DEFAULTS_FILE": str(defaults), "E2GAN_POLL_SECONDS": "1", **s3_server.env()}
-    with KubeRayStandIn(api.kubeconfig, ns, env=pod_env, workdir=tmp_path) as kuberay:
+    with KubeRayStandIn(api.kubeconfig, ns, env=pod_env) as kuberay:
         op = start_operator(api.kubeconfig, [ns], tmp_path / "operator.log", env=operator_env)
         try:
             applied = api.kubectl("-n", ns, "apply", "-f", str(path))
