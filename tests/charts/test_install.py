@@ -6,9 +6,10 @@ emulated API server (tests/harness/kube_api), and the operator is started from t
 Deployment's command, args and environment, its volumes filled from the ConfigMap and Secret
 as stored in the API server (tests/charts/pod.py). KubeRay's real RayJob CRD
 (shared/kuberay) validates what the operator creates. A tiny ConceptAdapter is applied and
-the test then plays KubeRay: it runs the RayJob's entrypoint with the Ray head's environment
-against a real S3 server (rclone) and reports the job's status, until the adapter is Ready
-and its files can be pulled. The operator runs with its ServiceAccount's token, so the
+the test then plays KubeRay: it runs the RayJob's entrypoint (the fake trainer's `e2gan`,
+which publishes a real adapter in seconds) with the Ray head's environment against a real S3
+server (rclone) and reports the job's status, until the adapter is Ready and its files can be
+pulled. The operator runs with its ServiceAccount's token, so the
 emulator authorizes each of its requests against the chart's Roles as installed (a missing
 permission is a 403, as on a cluster); every request it made is finally checked against the
 rendered RBAC too.
@@ -339,8 +340,17 @@ def test_tiny_concept_reaches_ready_and_its_adapter_can_be_pulled(installed: Ins
     name = adapter["name"]
     t0 = time.monotonic()
     # KubeRay: the stand-in runs the RayJob's entrypoint with the Ray head's environment
-    # (the catalog Secret resolved) and writes the status KubeRay would.
-    with KubeRayStandIn(installed.api.kubeconfig, namespace=TEAM) as kuberay:
+    # (the catalog Secret resolved) and writes the status KubeRay would. `e2gan` in the "image"
+    # is the fast fake trainer (tests/operator/fake_trainer.py): it speaks the trainer's contract
+    # (progress objects, a verified publish to the S3 catalog from the pod's E2GAN_S3_* env) in
+    # seconds; the real trainer through the operator and S3 is tests/operator/test_user_path.py.
+    shim = installed.workdir / "image-bin"
+    shim.mkdir(exist_ok=True)
+    (shim / "e2gan").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tests.operator.fake_trainer "$@"\n')
+    (shim / "e2gan").chmod(0o755)
+    image = {"PATH": f"{shim}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin",
+             "PYTHONPATH": str(REPO_ROOT), "FAKE_TRAINER_STEP_SECONDS": "0.2"}
+    with KubeRayStandIn(installed.api.kubeconfig, namespace=TEAM, env=image) as kuberay:
 
         def ready() -> dict[str, Any] | None:
             obj = installed.get("conceptadapter", name, TEAM) or {}
