@@ -31,7 +31,7 @@ def start(tmp: Path) -> subprocess.Popen:
     env.pop("RAY_ADDRESS", None)  # each run starts its own local Ray, as a user's would
     return subprocess.Popen(
         [sys.executable, "-m", "trainers.cli", "base", str(tmp / "base.yaml"), "--out", str(tmp / "base.safetensors"),
-         "--storage", str(tmp / "runs"), "--checkpoint-every", "5"],
+         "--storage", str(tmp / "runs"), "--checkpoint-every", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp, start_new_session=True,
     )
 

@@ -154,6 +154,9 @@ def test_distill_with_a_tiny_instruct_pix2pix_teacher(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         TINY_SPEC.replace("data: {pairs: 24", "data: {pairs: 12").replace("heldOut: 6", "heldOut: 4")
+        # The search and the fine-tune are the other tests' subject: one short trial here.
+        .replace("search: {ranks: [1, 2], trials: 2, parallelTrials: 2, steps: 6,", "search: {ranks: [1], trials: 1, "
+                 "parallelTrials: 1, steps: 2,").replace("training: {steps: 16,", "training: {steps: 4,")
         + f"teacher: {{kind: instruct-pix2pix, model: {folder}, steps: 2, batchSize: 4}}\nexport: {{fp16: false}}\n"
     )
     result = run_distill(spec, "--no-publish", "--work-dir", str(tmp_path / "work"))
