@@ -17,12 +17,15 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from trainers.data.pairs import STALE_TMP_SECONDS
 
 SHARD_PAIRS = 256  # pairs a shard: 50 MB a side at 256 px, 3 MB at 64 px
 INDEX = "index.json"
@@ -77,6 +80,9 @@ def write_shards(folder: str | Path, keys: Sequence[str], load: LoadPairs, shard
     final = Path(folder) / keys_digest(keys)
     if (final / INDEX).is_file():
         return final
+    for stale in Path(folder).glob(".tmp-*"):  # left by a killed writer
+        if stale.stat().st_mtime < time.time() - STALE_TMP_SECONDS:
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(folder) / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir(parents=True)
     try:

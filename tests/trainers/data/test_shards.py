@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,3 +83,12 @@ def test_an_empty_or_mixed_set_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="differ in size"):
         write_shards(tmp_path, ["k0", "k1"], mixed, shard_pairs=1)
     assert list(tmp_path.iterdir()) == []  # nothing published, no temp folder
+
+
+def test_a_killed_writers_temp_folder_is_removed_once_stale(tmp_path: Path) -> None:
+    dead, live = tmp_path / ".tmp-dead", tmp_path / ".tmp-live"
+    for folder in (dead, live):
+        folder.mkdir()
+    os.utime(dead, (time.time() - 7200, time.time() - 7200))
+    folder = write_shards(tmp_path, ["k0"], ArrayStore(1).load)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, folder.name])  # a live writer's stays
