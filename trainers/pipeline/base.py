@@ -90,12 +90,15 @@ def run_base(
 def _run_base(
     spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress, checkpoint_every: int
 ) -> tuple[Path, dict]:
+    from trainers.data.shards import open_shards, write_shards
     from trainers.models.identity import base_identity
     from trainers.models.weights import discriminator_path, save_discriminator, save_generator
     from trainers.synthesis import ConceptSource, check_teachers, synthesize_concepts
+    from trainers.synthesis.stores import open_pair_store
     from trainers.teachers import TeacherUnavailable
     from trainers.text import load_text_encoder
     from trainers.train.base import BaseTrainSettings, train_base
+    from trainers.train.loop import PairArrays
     from trainers.train.objective import Objective
 
     started = time.perf_counter()
@@ -122,13 +125,13 @@ def _run_base(
         raise BaseJobError(str(exc)) from exc
     with ray_session(spec.resources):
         reports = synthesize_concepts(items, store, gpus_per_actor=spec.resources.gpus_per_worker)
-    sources, targets, index = [], [], []
-    for i, report in enumerate(reports):
-        s, t = report.load()
-        sources.append(s)
-        targets.append(t)
-        index.append(np.full(len(s), i, dtype=np.int64))
-    text_table = encoder.encode([c.prompt for c in spec.concepts]).numpy()
+    # Every concept's pairs as uint8 shards beside the store, written once (a rerun reuses
+    # them): the workers memory-map them and read only the pairs each batch samples.
+    keys = [key for report in reports for key in report.keys]
+    shards = write_shards(store / "shards", keys, open_pair_store(store).load)
+    sources, targets, _ = open_shards(shards)
+    concept = np.concatenate([np.full(len(r.keys), i, dtype=np.int64) for i, r in enumerate(reports)])
+    pairs = PairArrays(sources, targets, encoder.encode([c.prompt for c in spec.concepts]).float(), concept)
     generator = {"width": spec.width, "text_dim": encoder.dim}
     settings = BaseTrainSettings(
         steps=spec.training.steps,
@@ -150,10 +153,7 @@ def _run_base(
     storage_path, storage_fs = storage_for(storage if "://" in storage else Path(storage).resolve())
     progress.stage("Training", f"{len(spec.concepts)} concepts, {spec.training.steps} steps")
     with ray_session(spec.resources):
-        model, state, disc = train_base(
-            np.concatenate(sources), np.concatenate(targets), np.concatenate(index), text_table, settings,
-            storage_path, storage_filesystem=storage_fs,
-        )
+        model, state, disc = train_base(pairs, settings, storage_path, storage_filesystem=storage_fs)
     meta = {
         **base_identity(encoder, res, spec.width, [c.concept for c in spec.concepts]),
         "steps": str(state["step"]),

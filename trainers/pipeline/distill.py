@@ -98,7 +98,6 @@ def _distill(
     publish: bool,
     started: float,
 ) -> DistillResult:
-    from trainers.data.convert import to_tensor
     from trainers.data.select import select_nearest_centres
     from trainers.data.splits import SplitError, split_by_group
     from trainers.evaluate.grid import save_grid
@@ -114,7 +113,7 @@ def _distill(
     from trainers.text import load_text_encoder
     from trainers.text.embedding import save_text_embedding
     from trainers.train.concept import ConceptTrainSettings, train_concept
-    from trainers.train.loop import PairTensors
+    from trainers.train.loop import PairArrays
     from trainers.train.lora import load_adapter, trainable_parameters
     from trainers.train.objective import Objective, default_device
     from trainers.train.search import SearchSettings, run_search, write_search_report
@@ -195,18 +194,19 @@ def _distill(
     keys = synthesis.keys
     progress.update(synthesis=synthesis.to_dict() | {"keys": len(keys)})
     src_u8, tgt_u8 = synthesis.load()
-    src, tgt = to_tensor(src_u8), to_tensor(tgt_u8)
-    texts = text.expand(len(src), -1).clone()
     # Pairs come back in source order, less any the CLIP filter dropped: map them to their splits.
     kept = set(keys)
     planned = plan_keys(source.subset(order).hashes, synthesis.teacher_id, spec.prompt, spec.concept)
     position = [i for i, k in enumerate(planned) if k in kept]
     n_test, n_val = len(test_idx), len(val_idx)
-    all_pairs = PairTensors(src, tgt, texts)
+    # uint8 throughout (a quarter of float32), converted a batch at a time where it is used;
+    # each split is its own compact copy, so Tune and Ray Train ship only that split.
+    all_pairs = PairArrays(src_u8, tgt_u8, text[None].float())
     test, validation, train = (
-        all_pairs.subset([j for j, i in enumerate(position) if lo <= i < hi])
+        all_pairs.take([j for j, i in enumerate(position) if lo <= i < hi])
         for lo, hi in ((0, n_test), (n_test, n_test + n_val), (n_test + n_val, len(order)))
     )
+    del src_u8, tgt_u8, all_pairs
     if not (len(test) and len(validation) and len(train)):
         raise JobError("teacher.clipModel: the CLIP filter dropped every pair of a split; lower teacher.clipThreshold")
     splits = {"train": len(train), "validation": len(validation), "test": len(test), "pool": len(pool_idx),
@@ -278,9 +278,9 @@ def _distill(
     # Everything below reads the adapter as published (fp16 when stored so).
     model = load_adapter(base, out).to(device)
     base.to(device)
-    with torch.no_grad():
-        student, before = (m(test.source.to(device), test.text.to(device)).cpu() for m in (model, base))
-        val_student, val_before = (m(validation.source.to(device), validation.text.to(device)).cpu() for m in (model, base))
+    # The held-out splits (data.heldOut photos' crops) as floats, outputs computed a batch at a time.
+    test, (student, before) = predict((model, base), test, device)
+    validation, (val_student, val_before) = predict((model, base), validation, device)
     model.cpu()
     base.cpu()
     test_metrics = split_metrics(student, test.target) | {"base_psnr": psnr(before, test.target)}
@@ -345,6 +345,23 @@ def _distill(
         progress.update(result=_entry_dict(entry))
     progress.stage("Done", f"PSNR {metrics['psnr']:.2f} dB (base {metrics['base_psnr']:.2f} dB)")
     return DistillResult(folder=out, manifest=manifest, entry=entry)
+
+
+def predict(models, pairs, device, batch_size: int = 64):
+    """(the pairs as float tensors on the CPU, each model's outputs on them), a batch at a time on device."""
+    from trainers.train.loop import PairTensors, batches
+
+    sources, targets, texts = [], [], []
+    outputs: list[list[torch.Tensor]] = [[] for _ in models]
+    with torch.no_grad():
+        for batch in batches(pairs, device, batch_size):
+            sources.append(batch.source.cpu())
+            targets.append(batch.target.cpu())
+            texts.append(batch.text.cpu())
+            for out, m in zip(outputs, models, strict=True):
+                out.append(m(batch.source, batch.text).cpu())
+    whole = PairTensors(torch.cat(sources), torch.cat(targets), torch.cat(texts))
+    return whole, [torch.cat(out) for out in outputs]
 
 
 def source_features(base, images_u8, text, device, batch_size: int = 64):

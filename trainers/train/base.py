@@ -10,11 +10,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from trainers.models.generator import E2GANGenerator, GeneratorConfig
+
+if TYPE_CHECKING:
+    from trainers.train.loop import PairArrays
 
 
 @dataclass
@@ -33,11 +37,6 @@ class BaseTrainSettings:
     objective: dict = field(default_factory=dict)  # an Objective's fields; empty = the default
 
 
-def _unit(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, H, W, 3] → float [N, 3, H, W] in [-1, 1]."""
-    return batch.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
 def base_train_loop(config: dict) -> None:
     """Per-worker loop (module-level so Ray workers import it from the package)."""
     import ray.train
@@ -45,7 +44,7 @@ def base_train_loop(config: dict) -> None:
     from tqdm import tqdm
 
     from trainers.train.checkpoint import load_checkpoint, save_checkpoint
-    from trainers.train.loop import PairTensors, fit, new_ema, new_gan_parts, unwrap
+    from trainers.train.loop import fit, new_ema, new_gan_parts, unwrap
     from trainers.train.objective import Objective, new_discriminator, place
     from trainers.train.ray_run import report_checkpoint
 
@@ -55,7 +54,8 @@ def base_train_loop(config: dict) -> None:
     objective = Objective(**config["objective"])
     model = place(E2GANGenerator(GeneratorConfig(**config["generator"])), device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], betas=(0.5, 0.999))
-    disc = new_discriminator(objective, config["source"].shape[1])
+    pairs: PairArrays = config["pairs"]
+    disc = new_discriminator(objective, pairs.resolution)
     gan = new_gan_parts(place(disc, device), objective.discriminator_lr) if disc is not None else None
     ema = new_ema(model, objective.ema_decay)
     start = 0
@@ -69,16 +69,10 @@ def base_train_loop(config: dict) -> None:
         gan.disc = ray.train.torch.prepare_model(gan.disc)
     rank = ray.train.get_context().get_world_rank()
     world = ray.train.get_context().get_world_size()
-    # Pairs arrive in memory (a few thousand small images); each worker trains on its
-    # own slice, moved once to its device. Ray Data streaming cost more than the model
-    # on a 2-core machine.
-    index = np.arange(rank, len(config["source"]), world)
-    text_table = torch.as_tensor(np.asarray(config["text_table"]), dtype=torch.float32)
-    data = PairTensors(
-        _unit(torch.from_numpy(config["source"][index])),
-        _unit(torch.from_numpy(config["target"][index])),
-        text_table[torch.from_numpy(config["concept"][index])],
-    ).to(device)
+    # Pairs arrive as uint8 shards (memory-mapped here; a batch reads only its rows) or
+    # arrays; each worker trains on its own slice, a view, converted a batch at a time on
+    # its device. Ray Data streaming cost more than the model on a 2-core machine.
+    data = pairs.subset(np.arange(rank, len(pairs), world))
     bar = tqdm(total=config["steps"], initial=start, desc="base", disable=rank != 0, mininterval=5)
     every = config["checkpoint_every"]
     started = time.perf_counter()
@@ -110,17 +104,15 @@ def base_train_loop(config: dict) -> None:
 
 
 def train_base(
-    source: np.ndarray,
-    target: np.ndarray,
-    concept_index: np.ndarray,
-    text_table: np.ndarray,
+    pairs: PairArrays,
     settings: BaseTrainSettings,
     storage_path: str,
     run_name: str = "base",
     storage_filesystem=None,
 ) -> tuple[E2GANGenerator, dict, torch.nn.Module | None]:
-    """Train (or resume) the base; return the generator (its EMA when kept), the last
-    checkpoint's state and the discriminator (None without an adversarial loss)."""
+    """Train (or resume) the base on `pairs` (every concept's; `pairs.concept` indexes
+    `pairs.text`); return the generator (its EMA when kept), the last checkpoint's state
+    and the discriminator (None without an adversarial loss)."""
     from safetensors.torch import load_file
 
     from trainers.models.discriminator import PatchDiscriminator
@@ -137,10 +129,7 @@ def train_base(
             "max_seconds": settings.max_seconds,
             "checkpoint_every": settings.checkpoint_every,
             "generator": settings.generator,
-            "text_table": text_table.tolist(),
-            "source": source,
-            "target": target,
-            "concept": concept_index.astype(np.int64),
+            "pairs": pairs,
             "threads": settings.threads,
             "objective": settings.objective,
         },

@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from trainers.models.generator import E2GANGenerator, GeneratorConfig
-from trainers.train.loop import PairTensors
+from trainers.train.loop import PairArrays
 
 EMA_DIR = "ema"
 STEP_FILE = "step.txt"
@@ -81,8 +82,8 @@ def concept_train_loop(config: dict) -> None:
     base.load_state_dict(config["base_state"])
     model = place(attach_lora(base, config["ranks"]), device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config["lr"], betas=(0.5, 0.999))
-    train: PairTensors = config["train"]
-    disc = _discriminator(objective, config, train.source.shape[-1])
+    train: PairArrays = config["train"]  # uint8 views of the object store's copy (Ray Train put it once)
+    disc = _discriminator(objective, config, train.resolution)
     gan = new_gan_parts(place(disc, device), objective.discriminator_lr) if disc is not None else None
     ema = new_ema(model, objective.ema_decay)
     start = 0
@@ -102,8 +103,8 @@ def concept_train_loop(config: dict) -> None:
         print(f"[e2gan] resuming the fine-tune from step {start}", flush=True)
     rank = ray.train.get_context().get_world_rank()
     world = ray.train.get_context().get_world_size()
-    if world > 1:  # each worker trains on its own slice of the pairs
-        train = train.subset(list(range(rank, len(train), world)))
+    if world > 1:  # each worker trains on its own slice of the pairs (a view: no pixels copied)
+        train = train.subset(np.arange(rank, len(train), world))
     model = ray.train.torch.prepare_model(model)  # DDP across workers, on this worker's device
     if gan is not None:
         gan.disc = ray.train.torch.prepare_model(gan.disc)
@@ -148,7 +149,7 @@ def concept_train_loop(config: dict) -> None:
 
 def train_concept(
     base: E2GANGenerator,
-    train: PairTensors,
+    train: PairArrays,
     settings: ConceptTrainSettings,
     storage_path: str,
     run_name: str,

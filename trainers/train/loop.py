@@ -9,15 +9,18 @@ the batches, the discriminator, the perceptual network and the EMA copy.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel
 
+from trainers.data.convert import to_tensor
 from trainers.train.objective import (
     Objective,
     autocast,
@@ -29,9 +32,24 @@ from trainers.train.objective import (
 )
 
 
+class Pairs(Protocol):
+    """What `fit` samples from: a set of pairs that hands out float batches on a device."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def resolution(self) -> int: ...
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> PairTensors: ...
+
+
 @dataclass
 class PairTensors:
-    """Training pairs in [-1, 1] plus the text embedding of each pair's concept."""
+    """Training pairs in [-1, 1] plus the text embedding of each pair's concept.
+
+    A batch, or a small set held whole (tests, benchmarks); the pipelines keep their
+    pairs as uint8 `PairArrays` and convert a batch at a time.
+    """
 
     source: torch.Tensor  # [N, 3, H, W]
     target: torch.Tensor  # [N, 3, H, W]
@@ -40,12 +58,85 @@ class PairTensors:
     def __len__(self) -> int:
         return self.source.shape[0]
 
+    @property
+    def resolution(self) -> int:
+        return self.source.shape[-1]
+
     def subset(self, index: torch.Tensor | list[int]) -> PairTensors:
         index = torch.as_tensor(index, dtype=torch.long, device=self.source.device)
         return PairTensors(self.source[index], self.target[index], self.text[index])
 
     def to(self, device: torch.device) -> PairTensors:
         return PairTensors(place_batch(self.source, device), place_batch(self.target, device), self.text.to(device))
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> PairTensors:
+        return self.subset(index).to(device)
+
+
+class Images(Protocol):
+    """uint8 [N, H, W, 3]: a numpy array (maybe a read-only view of Ray's object store, or a
+    memory map) or `ShardedImages`; `images[rows]` is a fresh array of those rows."""
+
+    shape: tuple[int, ...]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class PairArrays:
+    """Pairs kept as uint8 images, converted to [-1, 1] floats a batch at a time on the device.
+
+    `text` has one row per concept and `concept` gives each pair's row (None: row 0 for
+    all). `rows` selects the pairs of source/target this set holds, so `subset` is a view:
+    no pixel is copied until a batch gathers its own rows. Pickled (Tune's
+    `with_parameters`, Ray Train's config), numpy arrays travel once through Ray's object
+    store and come back as zero-copy read-only views; shards travel as their paths.
+    """
+
+    source: Images
+    target: Images
+    text: torch.Tensor  # [K, D]
+    concept: np.ndarray | None = None  # [len(source)] int: each pair's row of text
+    rows: np.ndarray | None = None  # [n] int: the pairs of source/target in this set
+
+    def __len__(self) -> int:
+        return len(self.source) if self.rows is None else len(self.rows)
+
+    @property
+    def resolution(self) -> int:
+        return self.source.shape[2]
+
+    def _rows(self, index: np.ndarray) -> np.ndarray:
+        return index if self.rows is None else self.rows[index]
+
+    def subset(self, index: np.ndarray | torch.Tensor | list[int]) -> PairArrays:
+        """The pairs at index, as a view (no pixels copied)."""
+        rows = self._rows(np.asarray(index, dtype=np.int64).reshape(-1))
+        return PairArrays(self.source, self.target, self.text, self.concept, rows)
+
+    def take(self, index: np.ndarray | torch.Tensor | list[int]) -> PairArrays:
+        """The pairs at index, as compact uint8 arrays of their own (to ship one split, not the whole set)."""
+        rows = self._rows(np.asarray(index, dtype=np.int64).reshape(-1))
+        concept = None if self.concept is None else np.asarray(self.concept)[rows]
+        return PairArrays(self.source[rows], self.target[rows], self.text, concept)
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> PairTensors:
+        rows = self._rows(np.asarray(index, dtype=np.int64).reshape(-1))
+        concept = torch.zeros(len(rows), dtype=torch.long) if self.concept is None else torch.from_numpy(
+            np.asarray(self.concept, dtype=np.int64)[rows])
+        return PairTensors(
+            place_batch(to_tensor(self.source[rows], device), device),
+            place_batch(to_tensor(self.target[rows], device), device),
+            self.text[concept].to(device),
+        )
+
+
+def batches(data: Pairs, device: torch.device, batch_size: int = 64) -> Iterator[PairTensors]:
+    """The set in order, a float batch at a time (validation and test metrics)."""
+    for start in range(0, len(data), batch_size):
+        yield data.batch(torch.arange(start, min(start + batch_size, len(data))), device)
 
 
 def call_generator(model: nn.Module, source: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
@@ -117,7 +208,7 @@ class FitResult:
 
 def fit(
     model: nn.Module,
-    data: PairTensors,
+    data: Pairs,
     *,
     steps: int,
     batch_size: int,
@@ -135,6 +226,9 @@ def fit(
 ) -> FitResult:
     """Train `model`'s trainable parameters; `on_step(step, loss)` returning True stops early.
 
+    Each step draws a random batch from `data` as floats on the device; `PairArrays`
+    keep the set as uint8 and convert only that batch.
+
     Without `objective` it is plain L1 regression (tests, quick probes). With an
     adversarial objective and no `gan`, a fresh discriminator is made (scaled to the
     resolution); pass `gan` to continue one (base → concept, checkpoints, DDP).
@@ -147,12 +241,11 @@ def fit(
         raise ValueError("the objective is empty: l1Weight, adversarialWeight and the perceptual loss are all 0")
     device = device or next(model.parameters()).device
     model = place(model, device)
-    data = data.to(device)
     optimizer = optimizer or torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
     factor = linear_decay(steps, objective.lr_decay_from)
     schedulers = [_scheduler(optimizer, factor, start_step)]
     if objective.adversarial and gan is None:
-        gan = new_gan_parts(place(new_discriminator(objective, data.source.shape[-1]), device), objective.discriminator_lr)
+        gan = new_gan_parts(place(new_discriminator(objective, data.resolution), device), objective.discriminator_lr)
     if gan is not None:
         place(gan.disc, device)
         schedulers.append(_scheduler(gan.optimizer, factor, start_step))
@@ -167,7 +260,7 @@ def fit(
     loss_value = float("nan")
     step = start_step
     while step < steps:
-        batch = data.subset(torch.randint(len(data), (batch_size,), generator=gen))
+        batch = data.batch(torch.randint(len(data), (batch_size,), generator=gen), device)
         text = batch.text if use_text else None
         with autocast(device):
             fake = call_generator(model, batch.source, text)

@@ -28,7 +28,7 @@ from ray.tune import Callback
 
 from trainers.evaluate.metrics import psnr_per_image
 from trainers.models.generator import E2GANGenerator
-from trainers.train.loop import PairTensors, fit
+from trainers.train.loop import PairArrays, Pairs, batches, fit
 from trainers.train.lora import attach_lora, trainable_parameters
 from trainers.train.patterns import candidate_patterns, choose
 
@@ -56,17 +56,23 @@ def trial_resources(settings: SearchSettings) -> dict[str, float]:
     return {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
 
 
-def validation_scores(model: torch.nn.Module, validation: PairTensors) -> torch.Tensor:
-    """Per-image PSNR on the validation split (fp32, on the model's device)."""
+def validation_scores(model: torch.nn.Module, validation: Pairs, batch_size: int = 64) -> torch.Tensor:
+    """Per-image PSNR on the validation split (fp32), a batch at a time on the model's device."""
+    device = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
-        scores = psnr_per_image(model(validation.source, validation.text), validation.target)
+        scores = torch.cat([psnr_per_image(model(b.source, b.text), b.target).cpu()
+                            for b in batches(validation, device, batch_size)])
     model.train()
     return scores
 
 
-def lora_trial(config: dict, base_state: dict, base_config: dict, train: PairTensors, validation: PairTensors) -> None:
-    """One Tune trial (module-level so Ray workers can import it)."""
+def lora_trial(config: dict, base_state: dict, base_config: dict, train: PairArrays, validation: PairArrays) -> None:
+    """One Tune trial (module-level so Ray workers can import it).
+
+    `train` and `validation` come from the object store Tune put them in once; their
+    uint8 arrays are zero-copy views shared by every trial on a node.
+    """
     from ray import tune
 
     from trainers.models.generator import GeneratorConfig
@@ -77,7 +83,6 @@ def lora_trial(config: dict, base_state: dict, base_config: dict, train: PairTen
     base = E2GANGenerator(GeneratorConfig(**base_config))
     base.load_state_dict(base_state)
     model = place(attach_lora(base, config["pattern"]), device)
-    validation = validation.to(device)
     params = trainable_parameters(model)
     every = config["report_every"]
 
@@ -94,8 +99,8 @@ def lora_trial(config: dict, base_state: dict, base_config: dict, train: PairTen
 
 def run_search(
     base: E2GANGenerator,
-    train: PairTensors,
-    validation: PairTensors,
+    train: PairArrays,
+    validation: PairArrays,
     settings: SearchSettings,
     storage_path: str | None = None,
     storage_filesystem=None,
@@ -106,6 +111,7 @@ def run_search(
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     patterns = candidate_patterns(settings.ranks, settings.trials, settings.seed)
+    # with_parameters puts each argument in the object store once; every trial reads it there.
     trainable = tune.with_parameters(
         lora_trial,
         base_state={k: v.detach().cpu() for k, v in base.state_dict().items()},

@@ -1,6 +1,7 @@
 """Ray-placed training on CPU: a 2-worker gloo DDP fine-tune with its discriminator, a rank
 search on the validation split, and the fractional-GPU request each trial makes."""
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -8,17 +9,18 @@ from safetensors.torch import load_file
 from e2gan_api.spec import ConceptAdapterSpec
 from trainers.models import E2GANGenerator, GeneratorConfig
 from trainers.pipeline.resources import gpus_per_trial
-from trainers.train.loop import PairTensors
+from trainers.train.loop import PairArrays
 from trainers.train.objective import Objective
 from trainers.train.search import SearchSettings, trial_resources
 
 TINY = GeneratorConfig(width=8, text_dim=16, context_tokens=2, heads=2)
 
 
-def _pairs(n: int, seed: int = 0) -> PairTensors:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 3, 16, 16, generator=g) * 2 - 1
-    return PairTensors(x, -x, torch.randn(n, 16, generator=g))
+def _pairs(n: int, seed: int = 0) -> PairArrays:
+    """uint8 pairs, as the pipelines pass them (Ray ships the arrays once, zero-copy)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+    return PairArrays(x, 255 - x, torch.randn(1, 16, generator=torch.Generator().manual_seed(seed)))
 
 
 def test_trials_request_fractional_gpus_only_when_the_job_has_gpus():
