@@ -17,10 +17,12 @@ from typing import Any
 
 from catalog import Catalog, CatalogError, IndexEntry, open_catalog
 
+MAX_CACHED_SERIES = 20_000
+
 
 @dataclass(frozen=True)
 class Listed:
-    """What the operator needs of an index entry (the shared index keeps these, not whole entries with
+    """What the operator needs of an index entry (the series cache keeps these, not whole entries with
     their file lists: ten thousand entries in a few MB)."""
 
     concept: str
@@ -47,9 +49,9 @@ class Catalogs:
         self._open: dict[str, Catalog] = {}
         self._lock = threading.Lock()
         self._on_call = on_call
-        # One index read per catalog shared by every periodic check (see shared_versions).
-        self._index: dict[str, tuple[float, list[Listed]]] = {}
-        self._reading: dict[str, asyncio.Future[list[Listed]]] = {}
+        # One read per series, shared by every check of it within its max age (see shared_versions).
+        self._series: dict[tuple[str, str], tuple[float, list[Listed]]] = {}
+        self._reading: dict[tuple[str, str], asyncio.Future[list[Listed]]] = {}
 
     def _catalog(self, uri: str) -> Catalog:
         with self._lock:
@@ -83,25 +85,28 @@ class Catalogs:
         return await self._call(uri, "versions", concept)
 
     async def shared_versions(self, uri: str, concept: str, max_age: float) -> list[Listed]:
-        """Versions of `concept` from an index read at most `max_age` seconds ago, shared by all callers:
-        a thousand Ready resources checking one catalog cost one index read per `max_age`, not a thousand."""
-        cached = self._index.get(uri)
+        """Versions of `concept` from a read of its series at most `max_age` seconds old, shared by all
+        callers. The catalog keeps one index per series, so this reads one series (a few store
+        requests), never the whole catalog: cost grows with the resources checking, not the catalog."""
+        key = (uri, concept)
+        cached = self._series.get(key)
         if cached is not None and time.monotonic() - cached[0] <= max_age:
-            entries = cached[1]
-        else:
-            reading = self._reading.get(uri)
-            if reading is None:  # the first caller reads; the others wait for the same read
-                reading = self._reading[uri] = asyncio.ensure_future(self._read_index(uri))
-            entries = await asyncio.shield(reading)
-        return [e for e in entries if e.concept == concept]
+            return cached[1]
+        reading = self._reading.get(key)
+        if reading is None:  # the first caller reads; the others wait for the same read
+            reading = self._reading[key] = asyncio.ensure_future(self._read_series(uri, concept))
+        return await asyncio.shield(reading)
 
-    async def _read_index(self, uri: str) -> list[Listed]:
+    async def _read_series(self, uri: str, concept: str) -> list[Listed]:
         try:
-            entries = [Listed.of(e) for e in await self._call(uri, "index")]
-            self._index[uri] = (time.monotonic(), entries)
+            entries = [Listed.of(e) for e in await self._call(uri, "versions", concept)]
+            self._series[(uri, concept)] = (time.monotonic(), entries)
+            if len(self._series) > MAX_CACHED_SERIES:  # bounded memory: forget the oldest reads
+                for old in sorted(self._series, key=lambda k: self._series[k][0])[: len(self._series) // 2]:
+                    del self._series[old]
             return entries
         finally:
-            self._reading.pop(uri, None)
+            self._reading.pop((uri, concept), None)
 
     async def delete(
         self, uri: str, concept: str, version: str, base_digest: str | None, owner: str

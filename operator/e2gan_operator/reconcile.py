@@ -392,7 +392,7 @@ class Reconciler:
         if trigger == "check" and trainer is ADAPTER:
             published = new["published"]
             try:
-                # Shared by every Ready resource of this catalog: one index read per half check interval.
+                # One read of this series per half check interval, whoever asks.
                 entries = await self.catalogs.shared_versions(
                     wire["catalog"]["uri"], wire["concept"], self.settings.catalog_check_seconds / 2
                 )

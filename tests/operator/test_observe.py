@@ -75,7 +75,7 @@ def test_merge_patch_removes_changes_and_skips_equal() -> None:
     assert merge_patch(new, new) == {}
 
 
-def test_periodic_checks_share_one_index_read_per_catalog(tmp_path: Path) -> None:
+def test_periodic_checks_share_one_read_per_series(tmp_path: Path) -> None:
     import asyncio
 
     from catalog import open_catalog
@@ -97,5 +97,5 @@ def test_periodic_checks_share_one_index_read_per_catalog(tmp_path: Path) -> Non
 
     results = asyncio.run(checks())
     assert results[:2] == [["a"], ["b"]] and len(results) == 101
-    assert calls == ["index"]  # 101 checks of two concepts: one read
+    assert calls == ["versions", "versions"]  # 101 checks of two concepts: one read of each series
     catalogs.close()
