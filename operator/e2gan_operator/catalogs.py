@@ -50,8 +50,8 @@ class Catalogs:
         self._lock = threading.Lock()
         self._on_call = on_call
         # One read per series, shared by every check of it within its max age (see shared_versions).
-        self._series: dict[tuple[str, str], tuple[float, list[Listed]]] = {}
-        self._reading: dict[tuple[str, str], asyncio.Future[list[Listed]]] = {}
+        self._series: dict[tuple[str, str, str], tuple[float, list[Listed]]] = {}  # (uri, concept, base)
+        self._reading: dict[tuple[str, str, str], asyncio.Future[list[Listed]]] = {}
 
     def _catalog(self, uri: str) -> Catalog:
         with self._lock:
@@ -84,29 +84,33 @@ class Catalogs:
     async def versions(self, uri: str, concept: str) -> list[IndexEntry]:
         return await self._call(uri, "versions", concept)
 
-    async def shared_versions(self, uri: str, concept: str, max_age: float) -> list[Listed]:
-        """Versions of `concept` from a read of its series at most `max_age` seconds old, shared by all
-        callers. The catalog keeps one index per series, so this reads one series (a few store
-        requests), never the whole catalog: cost grows with the resources checking, not the catalog."""
-        key = (uri, concept)
+    async def shared_versions(
+        self, uri: str, concept: str, max_age: float, base_digest: str | None = None
+    ) -> list[Listed]:
+        """Versions of `concept` (of one base, when given) from a read at most `max_age` seconds old,
+        shared by all callers. The catalog keeps one index per series, so this reads one series (a
+        LIST and a GET with the base given; two LISTs more to find the bases without), never the
+        whole catalog: cost grows with the resources checking, not with the catalog."""
+        key = (uri, concept, base_digest or "")
         cached = self._series.get(key)
         if cached is not None and time.monotonic() - cached[0] <= max_age:
             return cached[1]
         reading = self._reading.get(key)
         if reading is None:  # the first caller reads; the others wait for the same read
-            reading = self._reading[key] = asyncio.ensure_future(self._read_series(uri, concept))
+            reading = self._reading[key] = asyncio.ensure_future(self._read_series(key))
         return await asyncio.shield(reading)
 
-    async def _read_series(self, uri: str, concept: str) -> list[Listed]:
+    async def _read_series(self, key: tuple[str, str, str]) -> list[Listed]:
+        uri, concept, base_digest = key
         try:
-            entries = [Listed.of(e) for e in await self._call(uri, "versions", concept)]
-            self._series[(uri, concept)] = (time.monotonic(), entries)
+            entries = [Listed.of(e) for e in await self._call(uri, "versions", concept, base_digest or None)]
+            self._series[key] = (time.monotonic(), entries)
             if len(self._series) > MAX_CACHED_SERIES:  # bounded memory: forget the oldest reads
                 for old in sorted(self._series, key=lambda k: self._series[k][0])[: len(self._series) // 2]:
                     del self._series[old]
             return entries
         finally:
-            self._reading.pop((uri, concept), None)
+            self._reading.pop(key, None)
 
     async def delete(
         self, uri: str, concept: str, version: str, base_digest: str | None, owner: str

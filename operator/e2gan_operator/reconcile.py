@@ -394,7 +394,8 @@ class Reconciler:
             try:
                 # One read of this series per half check interval, whoever asks.
                 entries = await self.catalogs.shared_versions(
-                    wire["catalog"]["uri"], wire["concept"], self.settings.catalog_check_seconds / 2
+                    wire["catalog"]["uri"], wire["concept"], self.settings.catalog_check_seconds / 2,
+                    base_digest=published.get("baseDigest") or None,
                 )
             except CatalogError as exc:
                 log.warning("catalog check of %s skipped: %s", wire["concept"], exc)
