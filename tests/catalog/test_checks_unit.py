@@ -84,3 +84,55 @@ def test_a_sha256_prefix_on_either_side_is_the_same_base(tmp_path: Path) -> None
     assert check_adapter_folder(folder, base_digest=SAMPLE_BASE_DIGEST, concept="pencil-sketch").concept == "pencil-sketch"
     with pytest.raises(CatalogError, match=rf"^{MANIFEST_NAME} names another base model than"):
         check_adapter_folder(folder, base_digest="cd" * 32, concept="pencil-sketch")
+
+
+def test_the_passed_base_digest_may_carry_the_prefix_and_the_refusal_quotes_it(tmp_path: Path) -> None:
+    folder = tmp_path / "adapter"
+    make_adapter(folder)  # the manifest names the bare digest
+    prefixed = "sha256:" + SAMPLE_BASE_DIGEST.removeprefix("sha256:")
+    assert check_adapter_folder(folder, base_digest=prefixed, concept="pencil-sketch").concept == "pencil-sketch"
+    other = "sha256:" + "cd" * 32
+    with pytest.raises(CatalogError) as refused:
+        check_adapter_folder(folder, base_digest=other, concept="pencil-sketch")
+    assert str(refused.value) == f"{MANIFEST_NAME} names another base model than {other[:23]}…"
+
+
+def listing(folder: Path, name: str) -> None:
+    """List one more file in the manifest (with its real size and digest)."""
+    from e2gan_api.manifest import sha256_file
+
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    path = folder / name
+    manifest["files"][name] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+def test_listed_files_are_refused_by_name_and_by_content(tmp_path: Path) -> None:
+    folder = tmp_path / "adapter"
+    make_adapter(folder)
+    check = lambda: check_adapter_folder(folder, base_digest=SAMPLE_BASE_DIGEST, concept="pencil-sketch")  # noqa: E731
+
+    # Same size, other bytes: the digest alone catches it.
+    weights = folder / "adapter_model.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(CatalogError) as refused:
+        check()
+    assert str(refused.value) == f"adapter_model.safetensors does not match its sha256/size in {MANIFEST_NAME}"
+    weights.write_bytes(original)
+
+    (folder / "notes.md~").write_text("x")
+    listing(folder, "notes.md~")
+    with pytest.raises(CatalogError) as refused:
+        check()
+    assert str(refused.value) == f"{MANIFEST_NAME} lists an invalid file name 'notes.md~'"
+
+    # A pickle listed in the manifest (not in the folder, so the folder scan cannot see it).
+    (folder / "notes.md~").unlink()
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    del manifest["files"]["notes.md~"]
+    manifest["files"]["extra.bin"] = {"sha256": "0" * 64, "size": 1}
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(CatalogError) as refused:
+        check()
+    assert str(refused.value) == "refusing pickle-based weights extra.bin: publish safetensors only"
