@@ -8,6 +8,7 @@ as unavailable (None plus a reason) and never estimated.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,43 +81,40 @@ def split_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict:
     }
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy import linalg
+class OnnxFeatures(torch.nn.Module):
+    """An Inception feature extractor exported to ONNX (image [N, 3, 299, 299] in [0, 1] → features),
+    as the module torchmetrics' FID and KID call in place of their own (downloaded) Inception."""
 
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    covmean = covmean.real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        import onnxruntime as ort
 
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
 
-def kernel_inception_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Unbiased MMD² with the cubic polynomial kernel (Bińkowski et al.)."""
-    d = a.shape[1]
-
-    def k(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return (x @ y.T / d + 1) ** 3
-
-    m, n = len(a), len(b)
-    kaa, kbb, kab = k(a, a), k(b, b), k(a, b)
-    return float(
-        (kaa.sum() - np.trace(kaa)) / (m * (m - 1)) + (kbb.sum() - np.trace(kbb)) / (n * (n - 1)) - 2 * kab.mean()
-    )
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x.float(), size=(299, 299), mode="bilinear", align_corners=False)
+        out = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype(np.float32)})[0]
+        return torch.from_numpy(np.asarray(out, dtype=np.float32).reshape(len(x), -1))
 
 
 def inception_metrics(pred: torch.Tensor, target: torch.Tensor, inception: str | Path | None) -> dict[str, float | str | None]:
-    """FID/KID from an Inception feature extractor given as an ONNX file (image [N,3,299,299] → features)."""
+    """FID and KID (torchmetrics) over the Inception features of an ONNX extractor given by path."""
     if not inception:
         reason = "unavailable: no Inception weights given (pass --inception PATH to an ONNX feature extractor)"
         return {"fid": None, "kid": None, "fid_status": reason}
-    import onnxruntime as ort
+    if len(pred) < 2:
+        return {"fid": None, "kid": None, "fid_status": "unavailable: FID and KID need at least 2 test images"}
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
 
-    session = ort.InferenceSession(str(inception), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-
-    def features(x: torch.Tensor) -> np.ndarray:
-        x = F.interpolate(_unit(x), size=(299, 299), mode="bilinear", align_corners=False)
-        return session.run(None, {name: x.numpy().astype(np.float32)})[0].reshape(len(x), -1).astype(np.float64)
-
-    fa, fb = features(pred), features(target)
-    return {"fid": frechet_distance(fa, fb), "kid": kernel_inception_distance(fa, fb), "fid_status": "computed"}
+    features = OnnxFeatures(inception)
+    # KID's subsets: each the whole test split (it is small), so the estimate is the plain unbiased MMD².
+    fid = FrechetInceptionDistance(feature=features, normalize=True)
+    with warnings.catch_warnings():  # "saves all features in a buffer": a test split is small
+        warnings.simplefilter("ignore", UserWarning)
+        kid = KernelInceptionDistance(feature=features, normalize=True, subsets=1, subset_size=len(pred))
+    for metric in (fid, kid):
+        metric.update(_unit(target).cpu(), real=True)
+        metric.update(_unit(pred).cpu(), real=False)
+    return {"fid": float(fid.compute()), "kid": float(kid.compute()[0]), "fid_status": "computed"}
