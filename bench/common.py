@@ -39,6 +39,8 @@ class Task:
     base_path: Path
     validation: PairTensors | None = None  # picks learning rates, ranks, convergence
     test: PairTensors | None = None  # the only source of reported figures
+    teacher_seconds_per_pair: float = 0.0  # one uncached teacher edit, measured on training sources
+    teacher_id: str = ""
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -72,6 +74,12 @@ def load_task(args: argparse.Namespace, cache: Path = Path("runs/bench-pairs")) 
         folder = build_tiny_pipeline("instruct-pix2pix", cache.parent / "tiny-ip2p")
         teacher = build_teacher(TeacherSpec(kind="instruct-pix2pix", model=str(folder), steps=2), args.concept)
     keys = store.synthesize(source.images, source.hashes, teacher, args.concept, args.concept, progress=False)
+    # What one pair costs the teacher (the pairs above may come from the cache): a timed batch, after a warm-up one.
+    probe = source.images[: min(8, args.pairs)]
+    teacher.edit(probe[:1], args.concept, 0)
+    started = time.perf_counter()
+    teacher.edit(probe, args.concept, list(range(len(probe))))
+    seconds_per_pair = (time.perf_counter() - started) / len(probe)
     src, tgt = (to_tensor(a) for a in store.load(keys))
     texts = text.expand(len(src), -1).clone()
     n = args.held_out
@@ -84,6 +92,8 @@ def load_task(args: argparse.Namespace, cache: Path = Path("runs/bench-pairs")) 
         base_path=base_path,
         validation=held.subset(order[: n // 2]),
         test=held.subset(order[n // 2:]),
+        teacher_seconds_per_pair=seconds_per_pair,
+        teacher_id=getattr(teacher, "id", type(teacher).__name__),
     )
 
 
