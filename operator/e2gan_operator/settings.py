@@ -7,14 +7,16 @@ here talks to the cluster; `OperatorSettings.from_env()` is called once at start
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from e2gan_operator.pods import PodSettings, PodSettingsError, parse_pods
+
+T = TypeVar("T", int, float)
 
 DEFAULTS_FILE = "/etc/e2gan/defaults.yaml"
 
@@ -250,56 +252,38 @@ def _check_catalog(where: str, uri: str) -> None:
         raise SettingsError(f"{where}: {uri!r} must be an s3://bucket/prefix URI without '..' segments")
 
 
-def _fraction(env: Mapping[str, str], key: str, default: float) -> float:
+def _number(
+    env: Mapping[str, str], key: str, default: T, parse: Callable[[str], T], expected: str,
+    within: Callable[[T], bool], bounds: str,
+) -> T:
+    """The variable `key` parsed and bounded, or `default` when unset or empty; one-line refusals."""
     raw = env.get(key)
     if raw is None or raw == "":
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise SettingsError(f"{key}: expected a number between 0 and 1, got {raw!r}") from None
-    if not 0 <= value < 1:
-        raise SettingsError(f"{key}: {value} is outside 0..1")
+        raise SettingsError(f"{key}: expected {expected}, got {raw!r}") from None
+    if not within(value):
+        raise SettingsError(f"{key}: {value} is outside {bounds}")
     return value
+
+
+def _fraction(env: Mapping[str, str], key: str, default: float) -> float:
+    return _number(env, key, default, float, "a number between 0 and 1", lambda v: 0 <= v < 1, "0..1")
 
 
 def _rate(env: Mapping[str, str], key: str, default: float) -> float:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{key}: expected a rate per minute, got {raw!r}") from None
-    if not 0.01 <= value <= 100_000:
-        raise SettingsError(f"{key}: {value} is outside 0.01..100000 per minute")
-    return value
+    return _number(env, key, default, float, "a rate per minute", lambda v: 0.01 <= v <= 100_000,
+                   "0.01..100000 per minute")
 
 
 def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{key}: expected an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{key}: {value} is outside {low}..{high}")
-    return value
+    return _number(env, key, default, int, "an integer", lambda v: low <= v <= high, f"{low}..{high}")
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{key}: expected seconds, got {raw!r}") from None
-    if not 0.05 <= value <= 86400:
-        raise SettingsError(f"{key}: {value} is outside 0.05..86400 seconds")
-    return value
+    return _number(env, key, default, float, "seconds", lambda v: 0.05 <= v <= 86400, "0.05..86400 seconds")
 
 
 # camelCase key in the file → (field name, parser); unknown keys are refused so typos surface.
