@@ -90,7 +90,7 @@ def measure(cat: Catalog, work: Path, sizes: list[int], reps: int) -> list[dict[
 
 
 def _rclone(work: Path):  # noqa: ANN202 - (process, env)
-    import re
+    from tests.catalog.conftest import RCLONE_LISTENING  # the tests' reading of rclone's start-up line
 
     binary = Path(sys.executable).with_name("rclone")
     rclone = str(binary) if binary.is_file() else shutil.which("rclone")
@@ -109,7 +109,7 @@ def _rclone(work: Path):  # noqa: ANN202 - (process, env)
         )
     deadline = time.monotonic() + 20
     while True:
-        match = re.search(r"Starting s3 server on \[?https?://127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
+        match = RCLONE_LISTENING.search(log_path.read_text(errors="replace"))
         if match:
             port = int(match.group(1))
             break

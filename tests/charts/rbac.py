@@ -19,30 +19,11 @@ def allowed(docs: list[dict[str, Any]], service_account: str, sa_namespace: str,
     return Policy.of(docs).allows(User.service_account(sa_namespace, service_account), request)
 
 
-def _bound_to(binding: dict[str, Any], service_account: str, sa_namespace: str) -> bool:
-    return any(
-        s.get("kind") == "ServiceAccount" and s.get("name") == service_account and s.get("namespace") == sa_namespace
-        for s in binding.get("subjects", [])
-    )
-
-
 def granted(docs: list[dict[str, Any]], service_account: str, sa_namespace: str) -> set[tuple[str, str, str]]:
     """Every (group, resource, verb) some role bound to the ServiceAccount grants."""
-    names = set()
-    for binding in docs:
-        if binding["kind"] in ("RoleBinding", "ClusterRoleBinding") and _bound_to(
-            binding, service_account, sa_namespace
-        ):
-            names.add((binding["roleRef"]["kind"], binding["roleRef"]["name"]))
-    out = set()
-    for role in docs:
-        if role["kind"] in ("Role", "ClusterRole") and (role["kind"], role["metadata"]["name"]) in names:
-            for rule in role.get("rules", []):
-                for group in rule.get("apiGroups", []):
-                    for resource in rule.get("resources", []):
-                        for verb in rule.get("verbs", []):
-                            out.add((group, resource, verb))
-    return out
+    rules = Policy.of(docs).rules_of(User.service_account(sa_namespace, service_account))
+    return {(group, resource, verb) for rule in rules for group in rule.get("apiGroups", [])
+            for resource in rule.get("resources", []) for verb in rule.get("verbs", [])}
 
 
 def request_from_http(method: str, path: str, query: dict[str, str], namespaced: dict[tuple[str, str], bool]) -> Request | None:

@@ -196,14 +196,20 @@ class KubeApiApp:
         return rbac.Policy.of(obj for plural in ("roles", "rolebindings", "clusterroles", "clusterrolebindings")
                               for obj in store.items((rbac.RBAC_GROUP, plural)))
 
+    def _allowed(self, user: rbac.User, attributes: rbac.Attributes) -> bool:
+        """RBAC's answer for one request or admission check; denials are recorded."""
+        if self._policy().allows(user, attributes):
+            return True
+        self.denied.append(f"{user.name}: {attributes}")
+        return False
+
     def _authorize(self, request: web.Request, target: Target, watching: bool) -> None:
         user = request.get(USER)
         if user is None:
             return
         attributes = rbac.Attributes(rbac.verb_of(request.method, target.name, watching), target.rt.group,
                                      target.rt.plural, target.subresource, target.namespace or "", target.name or "")
-        if not self._policy().allows(user, attributes):
-            self.denied.append(f"{user.name}: {attributes}")
+        if not self._allowed(user, attributes):
             raise rbac.forbidden(user, attributes)
         self.authorized[user.name] += 1
 
@@ -214,9 +220,8 @@ class KubeApiApp:
             return None
 
         def authorize(attributes: rbac.Attributes) -> str | None:
-            if self._policy().allows(user, attributes):
+            if self._allowed(user, attributes):
                 return None
-            self.denied.append(f"{user.name}: {attributes}")
             return rbac.forbidden(user, attributes).message.split(" is forbidden: ", 1)[1]
 
         return authorize

@@ -122,13 +122,18 @@ class Policy:
             raise ApiError(500, f"the emulator does not evaluate aggregationRule (ClusterRole {key[2]})")
         return list(role.get("rules") or [])
 
+    def _bound(self, user: User) -> list[dict[str, Any]]:
+        """The bindings naming `user` among their subjects."""
+        return [b for b in self.bindings
+                if any(_subject_is(s, user, (b.get("metadata") or {}).get("namespace", "")) for s in b.get("subjects") or [])]
+
+    def rules_of(self, user: User) -> list[dict[str, Any]]:
+        """Every rule granted to `user`, in whatever namespace."""
+        return [rule for binding in self._bound(user) for rule in self._rules(binding)]
+
     def allows(self, user: User, request: Attributes) -> bool:
-        for binding in self.bindings:
-            meta = binding.get("metadata") or {}
-            namespace = meta.get("namespace", "")
-            if binding.get("kind") == "RoleBinding" and namespace != request.namespace:
-                continue
-            if not any(_subject_is(s, user, namespace) for s in binding.get("subjects") or []):
+        for binding in self._bound(user):
+            if binding.get("kind") == "RoleBinding" and (binding.get("metadata") or {}).get("namespace", "") != request.namespace:
                 continue
             if any(rule_allows(rule, request) for rule in self._rules(binding)):
                 return True
