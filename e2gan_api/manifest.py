@@ -64,6 +64,11 @@ class AdapterManifest(BaseModel):
     pairs_used: int = 0
     pairs_synthesized: int = 0
     training_seconds: float = 0.0
+    fine_tune: dict | None = Field(
+        default=None,
+        description="how the fine-tune ended: steps run (last_step), the best validation check "
+        "(best_step, best), every check [step, psnr], and stopped_early when the plateau ended it",
+    )
     resolution: int = 64
     trainable_parameters: int = 0
     spec: dict = Field(default_factory=dict, description="the ConceptAdapter spec that made it")

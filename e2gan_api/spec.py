@@ -488,6 +488,20 @@ class TrainingSpec(SpecModel):
         default=3600, ge=1, le=7 * 24 * 3600, description="wall-clock cap of the fine-tune"
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="training seed")
+    validation_every: int = Field(
+        default=50,
+        ge=1,
+        le=100_000,
+        description="concept fine-tune: steps between checks of the generator's validation PSNR "
+        "(a ConceptBase trains all its steps)",
+    )
+    plateau_patience: int = Field(
+        default=4,
+        ge=0,
+        le=1000,
+        description="concept fine-tune: checks in a row that gain under 0.05 dB before it stops "
+        "and publishes its best check; 0 trains every step",
+    )
 
     @model_validator(mode="after")
     def _resolution_divides(self) -> TrainingSpec:

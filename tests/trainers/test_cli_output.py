@@ -53,8 +53,10 @@ def fake_result(tmp_path: Path, published: bool = True):
     manifest = AdapterManifest(
         concept="pencil-sketch", prompt="sketch", base_model_digest="0" * 64, ranks={"down": 2, "up": 4},
         metrics={"psnr": 21.534, "base_psnr": 6.44, "ssim": 0.695, "adapter_bytes": 128_000,
-                 "psnr_ci_low": 20.9, "psnr_ci_high": 22.1},
-        trainable_parameters=30258, spec={"data": {"heldOut": 32}},
+                 "test": {"psnr": 21.534, "psnr_ci95": [20.9, 22.1], "images": 16}},
+        trainable_parameters=30258, spec={"data": {"heldOut": 32}, "training": {"steps": 600}},
+        fine_tune={"checks": [[50, 20.1], [100, 21.0]], "best_step": 100, "best": 21.04, "last_step": 300,
+                   "stopped_early": True, "since": 4, "patience": 4},
     )
     entry = SimpleNamespace(version="v1", uri="/cat/adapters/abc/pencil-sketch/v1") if published else None
     return SimpleNamespace(manifest=manifest, folder=tmp_path / "adapter", entry=entry)
@@ -74,7 +76,8 @@ def test_plain_console_prints_few_lines_and_no_redraws(tmp_path):
     summary = summary_lines(fake_result(tmp_path), console, tmp_path / "logs" / "e2gan.log")
     assert len(lines) + len(summary) <= 30
     text = "\n".join(summary)
-    for needle in ("21.53 dB (95% interval 20.90–22.10)", "down 2, up 4", "30 258 parameters", "125 KiB",
+    for needle in ("21.53 dB (95% interval 20.90–22.10)", "on 16 test pairs", "down 2, up 4", "30 258 parameters",
+                   "125 KiB", "stopped at step 300 of 600 on a validation plateau; best check at step 100 (21.04 dB",
                    "Searching", "preview.png", "e2gan.log", "/cat/adapters/abc/pencil-sketch/v1"):
         assert needle in text, text
     assert set(console.stage_seconds) == {"Validating", "Synthesizing", "Selecting", "Searching", "Training",

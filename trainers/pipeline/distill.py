@@ -246,7 +246,7 @@ def _distill(
         progress.update(trialsDone=len(report["trials"]), bestRanks=ranks)
 
         progress.stage("Training", f"LoRA ranks {ranks}, {spec.training.steps} steps")
-        adapter_dir, train_seconds = train_concept(
+        fine_tune = train_concept(
             base,
             train,
             ConceptTrainSettings(
@@ -261,10 +261,14 @@ def _distill(
                 workers=spec.resources.workers,
                 use_gpu=gpus > 0,
                 cpus_per_worker=cpus_per_train_worker(spec),
+                validation_every=spec.training.validation_every,
+                plateau_patience=spec.training.plateau_patience,
             ),
             storage_path=str(work / "ray"),
             run_name=f"finetune-{spec.concept}-{int(time.time())}",
+            validation=validation,
         )
+        adapter_dir, train_seconds = fine_tune.adapter, fine_tune.seconds
 
     progress.stage("Evaluating", f"{len(test)} test pairs, {len(validation)} validation pairs")
     out = work / "adapter"
@@ -323,6 +327,7 @@ def _distill(
         pairs_used=len(train),
         pairs_synthesized=len(keys),
         training_seconds=round(train_seconds, 3),
+        fine_tune=fine_tune.plateau,
         resolution=res,
         trainable_parameters=trainable_parameters(model) or _lora_parameters(model),
         spec=spec.model_dump(mode="json", by_alias=True),

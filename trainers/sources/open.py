@@ -15,7 +15,7 @@ import numpy as np
 from trainers.sources.crops import DEFAULT_CROP_SCALE, Crops, Photo, check_scale, photo_crops
 from trainers.sources.folder import list_images
 from trainers.sources.hashing import source_hashes
-from trainers.sources.samples import sample_photos
+from trainers.sources.samples import base_photos, sample_photos
 from trainers.sources.scenes import synthetic_scenes
 
 
@@ -71,12 +71,31 @@ def _open_builtin(uri: str, n: int, size: int, seed: int, scale: tuple[float, fl
     name = urlparse(uri).netloc
     if name == "photos":  # real photographs shipped by installed packages, as crops
         return photo_crops(sample_photos(), n, size, seed, scale)
+    if name == "base-mix":
+        return _base_mix(n, size, seed, scale)
     if name not in BUILTIN_SOURCES:
-        known = [*BUILTIN_SOURCES, "photos"]
+        known = [*BUILTIN_SOURCES, "photos", "base-mix"]
         raise ValueError(f"unknown builtin source {uri!r}; known: {', '.join(f'builtin://{k}' for k in known)}")
     images = BUILTIN_SOURCES[name](n, size, seed)
     hashes = source_hashes(images)  # every procedural scene is a photo of its own
     return Crops(images=images, groups=hashes, photos=len(set(hashes)))
+
+
+def _base_mix(n: int, size: int, seed: int, scale: tuple[float, float]) -> Crops:
+    """The built-in base's sources: half procedural scenes, half crops of the photos
+    builtin://photos leaves out, so the base learns to carry photographic detail while
+    builtin://photos stays unseen by it. Every scene is a group of its own."""
+    photos = photo_crops(base_photos(), n // 2, size, seed, scale)
+    scenes = synthetic_scenes(n - len(photos.images), size, seed)
+    hashes = source_hashes(scenes)
+    boxes = [{"photo": h, "name": "builtin://scenes", "box": [0.0, 0.0, 1.0, 1.0], "flip": False} for h in hashes]
+    return Crops(
+        images=np.concatenate([photos.images, scenes]),
+        groups=[*photos.groups, *hashes],
+        boxes=[*photos.boxes, *boxes],
+        skipped=photos.skipped,
+        photos=photos.photos + len(set(hashes)),
+    )
 
 
 def folder_photos(root: Path) -> list[Photo]:

@@ -1,9 +1,13 @@
-"""builtin://photos: real photographs that ship inside installed packages, offline.
+"""Real photographs that ship inside installed packages, offline.
 
-scikit-learn ships two (a temple in China, a flower) and scikit-image a dozen more
-(an astronaut, a cat, coffee, a rocket, a motorcycle...). They are real camera images,
-so the built-in base and the tests can see photographs without any download. Only
-colour photographs are used (no microscopy, textures or synthetic test cards).
+builtin://photos: scikit-learn ships two (a temple in China, a flower) and scikit-image
+more (an astronaut, a cat, coffee, a rocket, a motorcycle...). They are real camera
+images, so users and tests can try photographs without any download. Only colour
+photographs of scenes (no microscopy, textures or synthetic test cards).
+
+The built-in base sees the *other* photos scikit-image ships (grey photos, textures,
+microscopy: `BASE_PHOTOS`), never these, so builtin://photos stays unseen by it and a
+distill on builtin://photos is scored on photos the base never saw.
 """
 
 from __future__ import annotations
@@ -27,6 +31,23 @@ SAMPLE_PHOTOS: dict[str, tuple[str, ...]] = {
 }
 
 
+# What the built-in base trains on besides scenes (builtin://base-mix); disjoint from
+# SAMPLE_PHOTOS. motorcycle_right is left out: it is the same scene as motorcycle_left.
+BASE_PHOTOS: dict[str, tuple[str, ...]] = {
+    "skimage": (
+        "data/camera.png",
+        "data/gravel.png",
+        "data/brick.png",
+        "data/grass.png",
+        "data/moon.png",
+        "data/coins.png",
+        "data/cell.png",
+        "data/retina.jpg",
+        "data/ihc.png",
+    ),
+}
+
+
 def _package_root(name: str) -> Path | None:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
@@ -34,10 +55,10 @@ def _package_root(name: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def sample_photo_paths() -> list[Path]:
-    """The installed sample photographs, in a fixed order."""
+def sample_photo_paths(table: dict[str, tuple[str, ...]] = SAMPLE_PHOTOS) -> list[Path]:
+    """The installed sample photographs of `table`, in a fixed order."""
     paths = []
-    for package, files in SAMPLE_PHOTOS.items():
+    for package, files in table.items():
         root = _package_root(package)
         if root is None:
             continue
@@ -45,8 +66,15 @@ def sample_photo_paths() -> list[Path]:
     return paths
 
 
-def sample_photos() -> list[Photo]:
-    paths = sample_photo_paths()
+def _photos(paths: list[Path], uri: str, needs: str) -> list[Photo]:
     if not paths:
-        raise FileNotFoundError("builtin://photos needs scikit-learn or scikit-image installed (they ship the photos)")
+        raise FileNotFoundError(f"{uri} needs {needs} installed (it ships the photos)")
     return [Photo(name=f"{p.parent.name}/{p.name}", read=p.read_bytes) for p in paths]
+
+
+def sample_photos() -> list[Photo]:
+    return _photos(sample_photo_paths(), "builtin://photos", "scikit-learn or scikit-image")
+
+
+def base_photos() -> list[Photo]:
+    return _photos(sample_photo_paths(BASE_PHOTOS), "builtin://base-mix", "scikit-image")

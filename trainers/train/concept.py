@@ -8,6 +8,8 @@ Adam state, the EMA adapter and the step, so a resumed run continues all of them
 
 from __future__ import annotations
 
+import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,7 +22,16 @@ from trainers.models.generator import E2GANGenerator, GeneratorConfig
 from trainers.train.loop import PairArrays
 
 EMA_DIR = "ema"
+BEST_DIR = "best"  # the adapter at the best validation check (what is published)
 STEP_FILE = "step.txt"
+PLATEAU_FILE = "plateau.json"
+
+
+@dataclass
+class FineTune:
+    adapter: Path  # a local folder with the published adapter (adapter_config.json + weights)
+    seconds: float
+    plateau: dict | None = None  # checks, best step and PSNR, and whether it stopped early
 
 
 @dataclass
@@ -37,6 +48,8 @@ class ConceptTrainSettings:
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
     checkpoint_every: int = 100
+    validation_every: int = 50  # steps between validation checks (with a validation split)
+    plateau_patience: int = 4  # checks without a gain before stopping; 0 trains every step
 
 
 def _discriminator(objective, config: dict, resolution: int):
@@ -72,6 +85,7 @@ def concept_train_loop(config: dict) -> None:
     from trainers.train.loop import fit, new_ema, new_gan_parts, unwrap
     from trainers.train.lora import attach_lora, save_adapter
     from trainers.train.objective import Objective, place
+    from trainers.train.plateau import Plateau, validation_scores
     from trainers.train.ray_run import report_checkpoint
 
     torch.manual_seed(config["seed"])
@@ -87,10 +101,17 @@ def concept_train_loop(config: dict) -> None:
     gan = new_gan_parts(place(disc, device), objective.discriminator_lr) if disc is not None else None
     ema = new_ema(model, objective.ema_decay)
     start = 0
+    validation: PairArrays | None = config.get("validation")
+    plateau = Plateau(config.get("plateau_patience", 0))
+    best_dir = Path(tempfile.mkdtemp(prefix="e2gan-best-"))  # rank 0's best check so far
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
             folder = Path(folder)
+            if (folder / PLATEAU_FILE).is_file():
+                plateau = Plateau.from_dict(json.loads((folder / PLATEAU_FILE).read_text()))
+                for f in (folder / BEST_DIR).glob("*"):
+                    (best_dir / f.name).write_bytes(f.read_bytes())
             set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
             load_optimizer(optimizer, folder / OPTIM_FILE)
             if gan is not None and (folder / DISC_FILE).is_file():
@@ -111,10 +132,22 @@ def concept_train_loop(config: dict) -> None:
     bar = tqdm(total=config["steps"], initial=start, desc="fine-tune", disable=rank != 0, mininterval=5)
     started = time.perf_counter()
 
+    def check(step: int) -> bool:
+        """Score the generator as it would be published; True when the plateau says stop."""
+        judged = ema.module if ema is not None else unwrap(model)
+        if rank == 0 and plateau.update(step, float(validation_scores(judged, validation).mean())):
+            save_adapter(judged, best_dir)
+        stop = torch.tensor([int(plateau.stop)])
+        if world > 1:  # every worker stops at the same step, or DDP's next all-reduce hangs
+            torch.distributed.broadcast(stop, src=0)
+        return bool(stop.item())
+
     def on_step(step: int, loss: float) -> bool:
         bar.update(1)
         out_of_time = time.perf_counter() - started > config["max_seconds"]
-        if step % config["checkpoint_every"] == 0 or step == config["steps"] or out_of_time:
+        checked = validation is not None and (step % config["validation_every"] == 0 or step == config["steps"])
+        plateaued = check(step) if checked else False
+        if step % config["checkpoint_every"] == 0 or step == config["steps"] or out_of_time or plateaued:
 
             def save(folder: Path) -> None:
                 save_adapter(unwrap(model), folder)
@@ -124,10 +157,16 @@ def concept_train_loop(config: dict) -> None:
                     save_optimizer(gan.optimizer, folder / DISC_OPTIM_FILE)
                 if ema is not None:
                     save_adapter(ema.module, folder / EMA_DIR)
+                if validation is not None:
+                    (folder / BEST_DIR).mkdir()
+                    for f in best_dir.glob("*"):
+                        (folder / BEST_DIR / f.name).write_bytes(f.read_bytes())
+                    stopped = {"stopped_early": plateaued, "last_step": step}
+                    (folder / PLATEAU_FILE).write_text(json.dumps(plateau.to_dict() | stopped))
                 (folder / STEP_FILE).write_text(str(step))
 
             report_checkpoint(step, loss, save)
-        return out_of_time
+        return out_of_time or plateaued
 
     fit(
         model,
@@ -145,6 +184,7 @@ def concept_train_loop(config: dict) -> None:
         on_step=on_step,
     )
     bar.close()
+    shutil.rmtree(best_dir, ignore_errors=True)
 
 
 def train_concept(
@@ -154,11 +194,14 @@ def train_concept(
     storage_path: str,
     run_name: str,
     storage_filesystem=None,
-) -> tuple[Path, float]:
-    """Fine-tune; return (a local folder holding the final PEFT adapter, seconds).
+    validation: PairArrays | None = None,
+) -> FineTune:
+    """Fine-tune; return a local folder holding the adapter to publish, the seconds, and
+    with a validation split the plateau's record.
 
-    The adapter is the generator's EMA when the objective keeps one (as pix2pix-style
-    GANs publish), else the last weights.
+    The adapter is the best validation check when there is a validation split; else the
+    generator's EMA when the objective keeps one (as pix2pix-style GANs publish), else
+    the last weights.
     """
     from trainers.train.ray_run import WorkerGroup, run_torch_trainer
 
@@ -175,18 +218,26 @@ def train_concept(
             "objective": settings.objective,
             "discriminator": settings.discriminator,
             "checkpoint_every": settings.checkpoint_every,
+            "validation_every": settings.validation_every,
+            "plateau_patience": settings.plateau_patience,
             "threads": settings.cpus_per_worker,
             "base_config": base.config.to_dict(),
             "base_state": {k: v.detach().cpu() for k, v in base.state_dict().items()},
             "train": train,
+            "validation": validation,
         },
         WorkerGroup(settings.workers, settings.use_gpu, settings.cpus_per_worker, storage_path, run_name,
                     storage_filesystem),
         "concept fine-tune",
     )
     out = Path(tempfile.mkdtemp(prefix="e2gan-adapter-"))
+    plateau = None
     with result.checkpoint.as_directory() as folder:
-        chosen = Path(folder) / EMA_DIR if (Path(folder) / EMA_DIR).is_dir() else Path(folder)
+        folder = Path(folder)
+        chosen = next(d for d in (folder / BEST_DIR, folder / EMA_DIR, folder)
+                      if (d / "adapter_model.safetensors").is_file())
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             (out / name).write_bytes((chosen / name).read_bytes())
-    return out, time.perf_counter() - started
+        if (folder / PLATEAU_FILE).is_file():
+            plateau = json.loads((folder / PLATEAU_FILE).read_text())
+    return FineTune(out, time.perf_counter() - started, plateau)

@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 from ray.tune import Callback
 
-from trainers.evaluate.metrics import psnr_per_image
 from trainers.models.generator import E2GANGenerator
-from trainers.train.loop import PairArrays, Pairs, batches, fit
+from trainers.train.loop import PairArrays, fit
 from trainers.train.lora import attach_lora, trainable_parameters
 from trainers.train.patterns import candidate_patterns, choose
+from trainers.train.plateau import validation_scores
 
 
 @dataclass
@@ -54,17 +54,6 @@ class SearchSettings:
 def trial_resources(settings: SearchSettings) -> dict[str, float]:
     """What each trial reserves from Ray: fractional GPUs let several trials share one."""
     return {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
-
-
-def validation_scores(model: torch.nn.Module, validation: Pairs, batch_size: int = 64) -> torch.Tensor:
-    """Per-image PSNR on the validation split (fp32), a batch at a time on the model's device."""
-    device = next(model.parameters()).device
-    model.eval()
-    with torch.no_grad():
-        scores = torch.cat([psnr_per_image(model(b.source, b.text), b.target).cpu()
-                            for b in batches(validation, device, batch_size)])
-    model.train()
-    return scores
 
 
 def lora_trial(config: dict, base_state: dict, base_config: dict, train: PairArrays, validation: PairArrays) -> None:

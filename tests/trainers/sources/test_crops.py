@@ -104,3 +104,21 @@ def test_builtin_photos_are_real_photographs_from_installed_packages() -> None:
     assert src.images.shape == (32, 32, 32, 3) and src.photos >= 8 and len(set(src.hashes)) == 32
     # photographs, not flat procedural colour fields: plenty of distinct colours per crop
     assert min(len(np.unique(img.reshape(-1, 3), axis=0)) for img in src.images) > 100
+
+
+def test_base_mix_is_half_scenes_half_photos_that_builtin_photos_never_uses() -> None:
+    from trainers.sources.samples import BASE_PHOTOS, SAMPLE_PHOTOS, sample_photo_paths
+
+    assert not {f for fs in BASE_PHOTOS.values() for f in fs} & {f for fs in SAMPLE_PHOTOS.values() for f in fs}
+    photos = open_source("builtin://photos", 16, 32, seed=0)
+    mix = open_source("builtin://base-mix", 20, 32, seed=0)
+    assert mix.images.shape == (20, 32, 32, 3) and len(set(mix.hashes)) == 20
+    names = [b["name"] for b in mix.boxes]
+    assert names.count("builtin://scenes") == 10
+    assert len(set(names) - {"builtin://scenes"}) == len(sample_photo_paths(BASE_PHOTOS))
+    # the photos builtin://photos splits by never appear among the base's sources
+    assert not set(mix.groups) & set(photos.groups)
+    # a scene is a group of its own, so a split by photo never straddles one
+    assert mix.photos == len(set(mix.groups))
+    again = open_source("builtin://base-mix", 20, 32, seed=0)
+    assert np.array_equal(again.images, mix.images)

@@ -47,7 +47,7 @@ def test_two_worker_gloo_ddp_fine_tune_trains_lora_and_the_discriminator(ray_clu
     settings = ConceptTrainSettings(ranks={"up": 1, "cross_attn": 1}, steps=3, batch_size=2, lr=1e-2, seed=0,
                                     max_seconds=300, objective=objective.to_dict(), workers=2, cpus_per_worker=1.0,
                                     checkpoint_every=3)
-    adapter, _ = train_concept(base, _pairs(8), settings, str(tmp_path / "ray"), "ddp")
+    adapter = train_concept(base, _pairs(8), settings, str(tmp_path / "ray"), "ddp").adapter
     lora_b = [v for k, v in load_file(str(adapter / "adapter_model.safetensors")).items() if "lora_B" in k]
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # peft starts B at zero: it trained
     checkpoint = next(p for p in (tmp_path / "ray" / "ddp").glob("checkpoint_*") if p.is_dir())
@@ -66,3 +66,22 @@ def test_rank_search_scores_the_validation_split_and_reports_its_noise(ray_clust
     assert report["split"] == "validation" and len(report["trials"]) == 2
     assert all(t["device"] == "cpu" and t["psnr_se"] > 0 for t in report["trials"])
     assert report["noise_db"] > 0 and report["tolerance_below_noise"] is True  # 0 dB is below any noise
+
+
+@pytest.mark.slow
+def test_two_workers_stop_together_on_a_validation_plateau_and_publish_the_best_check(ray_cluster, tmp_path):
+    from trainers.train.concept import ConceptTrainSettings, train_concept
+
+    base = E2GANGenerator(TINY).eval()
+    # A learning rate too small to gain 0.05 dB: the second check is a plateau with patience 1.
+    settings = ConceptTrainSettings(ranks={"up": 1}, steps=500, batch_size=2, lr=1e-9, seed=0, max_seconds=300,
+                                    objective=Objective.l1_only().to_dict(), workers=2, cpus_per_worker=1.0,
+                                    checkpoint_every=100, validation_every=1, plateau_patience=1)
+    result = train_concept(base, _pairs(8), settings, str(tmp_path / "ray"), "plateau", validation=_pairs(4, seed=1))
+    record = result.plateau
+    assert record["stopped_early"] is True and record["last_step"] == 2  # not 500: both workers stopped (no hang)
+    assert record["best_step"] == 1 and [s for s, _ in record["checks"]] == [1, 2]
+    checkpoint = max(p for p in (tmp_path / "ray" / "plateau").glob("checkpoint_*") if p.is_dir())
+    assert (checkpoint / "step.txt").read_text() == "2"
+    published = (result.adapter / "adapter_model.safetensors").read_bytes()
+    assert published == (checkpoint / "best" / "adapter_model.safetensors").read_bytes()

@@ -19,7 +19,7 @@ from trainers.data.shards import open_shards, write_shards
 from trainers.evaluate.metrics import psnr_per_image
 from trainers.models import E2GANGenerator, GeneratorConfig
 from trainers.train.loop import PairArrays, PairTensors, batches, fit
-from trainers.train.search import validation_scores
+from trainers.train.plateau import validation_scores
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = GeneratorConfig(width=8, text_dim=16, context_tokens=2, heads=2)
