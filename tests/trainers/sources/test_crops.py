@@ -122,3 +122,11 @@ def test_base_mix_is_half_scenes_half_photos_that_builtin_photos_never_uses() ->
     assert mix.photos == len(set(mix.groups))
     again = open_source("builtin://base-mix", 20, 32, seed=0)
     assert np.array_equal(again.images, mix.images)
+
+
+def test_the_built_in_base_trains_on_base_mix_and_never_on_the_held_out_concepts() -> None:
+    from trainers.pipeline.base import HELD_OUT_CONCEPTS, default_base_spec
+
+    spec = default_base_spec()
+    assert spec.data.source == "builtin://base-mix"
+    assert not {c.concept for c in spec.concepts} & set(HELD_OUT_CONCEPTS)
