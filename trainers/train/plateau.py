@@ -36,22 +36,28 @@ def validation_scores(model: torch.nn.Module, validation: Pairs, batch_size: int
 
 @dataclass
 class Plateau:
-    """The best validation PSNR so far, and how many checks have failed to beat it."""
+    """The best validation PSNR so far, and how many checks in a row have not moved it by
+    `min_gain`. A higher check is always the new best (its weights are what is published),
+    but only a gain of `min_gain` over the last significant check resets the patience."""
 
     patience: int  # checks without a gain before stopping; 0 never stops
     min_gain: float = MIN_GAIN_DB
     best: float = -math.inf
     best_step: int = 0
+    anchor: float = -math.inf  # the last check that gained min_gain
     since: int = 0
     checks: list[list[float]] = field(default_factory=list)  # [step, psnr] of every check
 
     def update(self, step: int, psnr: float) -> bool:
         """Record a check; True when it is the new best (the caller keeps those weights)."""
         self.checks.append([step, round(psnr, 4)])
-        if psnr >= self.best + self.min_gain:
-            self.best, self.best_step, self.since = psnr, step, 0
+        if psnr >= self.anchor + self.min_gain:
+            self.anchor, self.since = psnr, 0
+        else:
+            self.since += 1
+        if psnr > self.best:
+            self.best, self.best_step = psnr, step
             return True
-        self.since += 1
         return False
 
     @property

@@ -80,7 +80,7 @@ def test_two_workers_stop_together_on_a_validation_plateau_and_publish_the_best_
     result = train_concept(base, _pairs(8), settings, str(tmp_path / "ray"), "plateau", validation=_pairs(4, seed=1))
     record = result.plateau
     assert record["stopped_early"] is True and record["last_step"] == 2  # not 500: both workers stopped (no hang)
-    assert record["best_step"] == 1 and [s for s, _ in record["checks"]] == [1, 2]
+    assert record["best_step"] in (1, 2) and [s for s, _ in record["checks"]] == [1, 2]
     checkpoint = max(p for p in (tmp_path / "ray" / "plateau").glob("checkpoint_*") if p.is_dir())
     assert (checkpoint / "step.txt").read_text() == "2"
     published = (result.adapter / "adapter_model.safetensors").read_bytes()

@@ -8,14 +8,23 @@ from trainers.train.loop import PairArrays
 from trainers.train.plateau import MIN_GAIN_DB, Plateau, validation_scores
 
 
-def test_a_gain_under_the_minimum_counts_towards_the_patience():
+def test_a_gain_under_the_minimum_counts_towards_the_patience_but_still_is_the_best():
     p = Plateau(patience=2)
     assert p.update(50, 20.0) and p.best_step == 50
-    assert not p.update(100, 20.0 + MIN_GAIN_DB / 2) and not p.stop  # noise, not progress
+    # noise, not progress: the patience counts it, yet these are the best weights so far
+    assert p.update(100, 20.0 + MIN_GAIN_DB / 2) and p.best_step == 100 and p.since == 1 and not p.stop
     assert p.update(150, 20.2) and p.since == 0 and p.best_step == 150  # a real gain resets the count
     assert not p.update(200, 19.0) and not p.stop
     assert not p.update(250, 20.1) and p.stop
     assert p.best == 20.2 and p.checks == [[50, 20.0], [100, 20.025], [150, 20.2], [200, 19.0], [250, 20.1]]
+
+
+def test_small_gains_in_a_row_end_the_run_at_the_highest_check():
+    p = Plateau(patience=3)
+    for step, score in [(1, 10.0), (2, 10.03), (3, 10.06), (4, 10.09)]:
+        p.update(step, score)
+    # 10.06 is 0.06 over the anchor 10.0: a real gain; 10.03 and 10.09 are not
+    assert p.anchor == 10.06 and p.since == 1 and p.best_step == 4 and not p.stop
 
 
 def test_patience_zero_never_stops_and_a_nan_check_is_no_gain():
