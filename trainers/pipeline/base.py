@@ -31,7 +31,7 @@ BUILTIN_PROMPTS = {
 
 def default_base_spec() -> ConceptBaseSpec:
     """The built-in base: every procedural teacher except the held-out ones, 64 px, on
-    builtin://base-mix (half procedural scenes, half crops of real photos)."""
+    procedural scenes (examples/concepts/builtin-base-photos.yaml adds real photos)."""
     from trainers.teachers import PROCEDURAL_TEACHERS
 
     concepts = [
@@ -41,8 +41,7 @@ def default_base_spec() -> ConceptBaseSpec:
     ]
     return ConceptBaseSpec(
         concepts=concepts,
-        # Scenes and real photos (never those of builtin://photos, which stay unseen by it).
-        data=DataSpec(source="builtin://base-mix", pairs=512, held_out=16, seed=1),
+        data=DataSpec(pairs=512, held_out=16, seed=1),
         training=TrainingSpec(resolution=64, steps=20000, batch_size=16, learning_rate=1e-3, max_seconds=3600),
         resources=ResourcesSpec(workers=1, cpus_per_worker=2),
     )

@@ -146,7 +146,7 @@ def concept_train_loop(config: dict) -> None:
         bar.update(1)
         out_of_time = time.perf_counter() - started > config["max_seconds"]
         checked = validation is not None and (step % config["validation_every"] == 0 or step == config["steps"])
-        plateaued = check(step) if checked else False
+        plateaued = check(step) and step < config["steps"] if checked else False  # the last step is no early stop
         if step % config["checkpoint_every"] == 0 or step == config["steps"] or out_of_time or plateaued:
 
             def save(folder: Path) -> None:

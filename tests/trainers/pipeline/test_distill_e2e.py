@@ -90,6 +90,9 @@ def test_distill_publishes_a_verified_adapter(tmp_path):
     # Said once (with --json, stdout holds only the JSON line; the note is in the job's log).
     log = (tmp_path / "work" / "logs" / "e2gan.log").read_text()
     assert log.count("starts a fresh") == 1 and "starts a fresh" not in result.stdout
+    # The fine-tune ran its steps (too few to plateau) and says how it ended.
+    assert manifest["fine_tune"]["last_step"] == 16 and manifest["fine_tune"]["stopped_early"] is False
+    assert [step for step, _ in manifest["fine_tune"]["checks"]] == [16]
     # LoRA stored in fp16.
     from safetensors.torch import load_file
 

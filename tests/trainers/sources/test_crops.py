@@ -124,9 +124,17 @@ def test_base_mix_is_half_scenes_half_photos_that_builtin_photos_never_uses() ->
     assert np.array_equal(again.images, mix.images)
 
 
-def test_the_built_in_base_trains_on_base_mix_and_never_on_the_held_out_concepts() -> None:
+def test_the_photo_base_example_is_the_built_in_base_on_base_mix() -> None:
+    import yaml
+
+    from e2gan_api.spec import ConceptBaseSpec
     from trainers.pipeline.base import HELD_OUT_CONCEPTS, default_base_spec
 
-    spec = default_base_spec()
-    assert spec.data.source == "builtin://base-mix"
-    assert not {c.concept for c in spec.concepts} & set(HELD_OUT_CONCEPTS)
+    root = Path(__file__).resolve().parents[3]
+    doc = yaml.safe_load((root / "examples" / "concepts" / "builtin-base-photos.yaml").read_text())
+    example = ConceptBaseSpec.model_validate(doc["spec"])
+    builtin = default_base_spec()
+    assert example.data.source == "builtin://base-mix" and builtin.data.source == "builtin://scenes"
+    assert [(c.concept, c.prompt) for c in example.concepts] == [(c.concept, c.prompt) for c in builtin.concepts]
+    assert example.training == builtin.training and example.width == builtin.width
+    assert not {c.concept for c in example.concepts} & set(HELD_OUT_CONCEPTS)
