@@ -137,7 +137,8 @@ def concept_train_loop(config: dict) -> None:
         judged = ema.module if ema is not None else unwrap(model)
         if rank == 0 and plateau.update(step, float(validation_scores(judged, validation).mean())):
             save_adapter(judged, best_dir)
-        stop = torch.tensor([int(plateau.stop)])
+        # On the worker's device: NCCL (Ray Train's backend on GPUs) broadcasts CUDA tensors only.
+        stop = torch.tensor([int(plateau.stop)], device=device)
         if world > 1:  # every worker stops at the same step, or DDP's next all-reduce hangs
             torch.distributed.broadcast(stop, src=0)
         return bool(stop.item())
