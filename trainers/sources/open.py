@@ -82,9 +82,9 @@ def _open_builtin(uri: str, n: int, size: int, seed: int, scale: tuple[float, fl
 
 
 def _base_mix(n: int, size: int, seed: int, scale: tuple[float, float]) -> Crops:
-    """The built-in base's sources: half procedural scenes, half crops of the photos
-    builtin://photos leaves out, so the base learns to carry photographic detail while
-    builtin://photos stays unseen by it. Every scene is a group of its own."""
+    """builtin://base-mix, sources for a base: half procedural scenes, half crops of the
+    photos builtin://photos leaves out, so a base can see photographs while builtin://photos
+    stays unseen by it. Every scene is a group of its own."""
     photos = photo_crops(base_photos(), n // 2, size, seed, scale)
     scenes = synthetic_scenes(n - len(photos.images), size, seed)
     hashes = source_hashes(scenes)

@@ -5,9 +5,9 @@ more (an astronaut, a cat, coffee, a rocket, a motorcycle...). They are real cam
 images, so users and tests can try photographs without any download. Only colour
 photographs of scenes (no microscopy, textures or synthetic test cards).
 
-The built-in base sees the *other* photos scikit-image ships (grey photos, textures,
-microscopy: `BASE_PHOTOS`), never these, so builtin://photos stays unseen by it and a
-distill on builtin://photos is scored on photos the base never saw.
+builtin://base-mix, a source for training bases, uses the *other* photos scikit-image
+ships (grey photos, textures, microscopy: `BASE_PHOTOS`), never these, so a distill on
+builtin://photos is scored on photos such a base never saw.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ SAMPLE_PHOTOS: dict[str, tuple[str, ...]] = {
 }
 
 
-# What the built-in base trains on besides scenes (builtin://base-mix); disjoint from
-# SAMPLE_PHOTOS. motorcycle_right is left out: it is the same scene as motorcycle_left.
+# The photos of builtin://base-mix (beside its scenes); disjoint from SAMPLE_PHOTOS. motorcycle_right is left out: it is the same scene as motorcycle_left.
 BASE_PHOTOS: dict[str, tuple[str, ...]] = {
     "skimage": (
         "data/camera.png",

@@ -110,8 +110,7 @@ def concept_train_loop(config: dict) -> None:
             folder = Path(folder)
             if (folder / PLATEAU_FILE).is_file():
                 plateau = Plateau.from_dict(json.loads((folder / PLATEAU_FILE).read_text()))
-                for f in (folder / BEST_DIR).glob("*"):
-                    (best_dir / f.name).write_bytes(f.read_bytes())
+                shutil.copytree(folder / BEST_DIR, best_dir, dirs_exist_ok=True)
             set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
             load_optimizer(optimizer, folder / OPTIM_FILE)
             if gan is not None and (folder / DISC_FILE).is_file():
@@ -159,9 +158,7 @@ def concept_train_loop(config: dict) -> None:
                 if ema is not None:
                     save_adapter(ema.module, folder / EMA_DIR)
                 if validation is not None:
-                    (folder / BEST_DIR).mkdir()
-                    for f in best_dir.glob("*"):
-                        (folder / BEST_DIR / f.name).write_bytes(f.read_bytes())
+                    shutil.copytree(best_dir, folder / BEST_DIR)
                     stopped = {"stopped_early": plateaued, "last_step": step}
                     (folder / PLATEAU_FILE).write_text(json.dumps(plateau.to_dict() | stopped))
                 (folder / STEP_FILE).write_text(str(step))
