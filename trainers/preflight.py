@@ -103,7 +103,13 @@ def check_adapter_inputs(spec: ConceptAdapterSpec, *, catalog: str | None, work_
     if spec.base.weights and not _is_uri(spec.base.weights):
         check_generator_weights(spec.base.weights)
     source = spec.data.source
-    if not source.startswith("builtin://") and not _is_uri(source):
+    if source.startswith("builtin://"):
+        from trainers.sources.open import builtin_names
+
+        if source.removeprefix("builtin://") not in builtin_names():
+            known = ", ".join(f"builtin://{k}" for k in builtin_names())
+            raise InputError(f"data.source: unknown builtin source {source!r}; use one of {known}")
+    elif not _is_uri(source):
         check_folder(source, "data.source", "give a folder of JPEG/PNG images, or builtin://scenes")
     if spec.data.clip_model and not _is_uri(spec.data.clip_model):
         check_folder(spec.data.clip_model, "data.clipModel", "give the folder of a CLIP model")

@@ -125,6 +125,8 @@ def test_weights_and_source_paths_are_checked(tmp_path):
     refused(["distill", write(tmp_path, GOOD + f"base:\n  weights: {tmp_path / 'other.safetensors'}\n"), "--check"],
             "not an e2gan generator")
     refused(["distill", write(tmp_path, GOOD + "data:\n  source: /dev/null\n"), "--check"], "data.source", "device")
+    refused(["distill", write(tmp_path, GOOD + "data:\n  source: builtin://base-mixx\n"), "--check"], "data.source",
+            "builtin://base-mix")
     refused(["distill", write(tmp_path, GOOD), "--check", "--work-dir", "/etc/passwd"], "--work-dir")
     refused(["distill", write(tmp_path, GOOD), "--check", "--inception", str(tmp_path)], "--inception", "folder")
 

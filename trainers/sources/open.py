@@ -66,6 +66,11 @@ def register_source(scheme: str) -> Callable[[Opener], Opener]:
 BUILTIN_SOURCES: dict[str, Callable[[int, int, int], np.ndarray]] = {"scenes": synthetic_scenes}
 
 
+def builtin_names() -> list[str]:
+    """Every builtin://NAME a source may be."""
+    return [*BUILTIN_SOURCES, "photos", "base-mix"]
+
+
 @register_source("builtin")
 def _open_builtin(uri: str, n: int, size: int, seed: int, scale: tuple[float, float]) -> Crops:
     name = urlparse(uri).netloc
@@ -74,8 +79,7 @@ def _open_builtin(uri: str, n: int, size: int, seed: int, scale: tuple[float, fl
     if name == "base-mix":
         return _base_mix(n, size, seed, scale)
     if name not in BUILTIN_SOURCES:
-        known = [*BUILTIN_SOURCES, "photos", "base-mix"]
-        raise ValueError(f"unknown builtin source {uri!r}; known: {', '.join(f'builtin://{k}' for k in known)}")
+        raise ValueError(f"unknown builtin source {uri!r}; known: {', '.join(f'builtin://{k}' for k in builtin_names())}")
     images = BUILTIN_SOURCES[name](n, size, seed)
     hashes = source_hashes(images)  # every procedural scene is a photo of its own
     return Crops(images=images, groups=hashes, photos=len(set(hashes)))
