@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -87,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, help="override training.steps")
     b.add_argument("--minutes", type=float, help="override training.maxSeconds, in minutes")
     b.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)")
+    b.add_argument("--init", type=Path, help="start from these base weights (and the discriminator beside them, if "
+                   "any) instead of random ones: continue a base, e.g. with the GAN objective; a resume ignores it")
 
     a = sub.add_parser(
         "apply",
@@ -220,6 +223,25 @@ def _run_distill(spec, args: argparse.Namespace, work: Path, terminal):
         raise JobFailed(f"distill failed: {type(exc).__name__}: {detail} (details in {terminal.log_path})") from None
 
 
+def _override_training(spec, args: argparse.Namespace) -> None:
+    """--steps and --minutes, held to the spec's own bounds (the model validates on assignment)."""
+    from pydantic import ValidationError
+
+    for flag, field, value in (
+        ("--steps", "steps", args.steps),
+        ("--minutes", "max_seconds", None if args.minutes is None else args.minutes * 60),
+    ):
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            raise UsageError(f"{flag}: {value!r} is not a number; give a finite value")
+        try:
+            setattr(spec.training, field, max(1, int(value)) if field == "max_seconds" else value)
+        except ValidationError as exc:
+            bound = exc.errors()[0]["msg"].lower()
+            raise UsageError(f"{flag}: {bound} (training.{field}); give a value in the spec's range") from None
+
+
 def cmd_base(args: argparse.Namespace) -> int:
     from e2gan_api.spec import ConceptBaseSpec
     from trainers.pipeline.base import default_base_spec, run_base
@@ -228,17 +250,17 @@ def cmd_base(args: argparse.Namespace) -> int:
         spec = _read_spec(args.spec, args.spec_json_b64, ConceptBaseSpec, "base")
     else:
         spec = default_base_spec()
-    if args.steps:
-        spec.training.steps = args.steps
-    if args.minutes:
-        spec.training.max_seconds = max(1, int(args.minutes * 60))
+    _override_training(spec, args)
     if args.out.suffix != ".safetensors":
         raise UsageError("--out: base weights are written as .safetensors; give a path ending in .safetensors")
+    if args.checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every: {args.checkpoint_every} is not a step count; give 1 or more (default 200)")
     from trainers.pipeline.base import BaseJobError
 
     try:
         path, state = run_base(spec, args.out, args.storage, catalog_uri=args.catalog, name=args.name,
-                               progress_key=args.progress_key, checkpoint_every=args.checkpoint_every)
+                               progress_key=args.progress_key, checkpoint_every=args.checkpoint_every,
+                               init=args.init)
     except BaseJobError as exc:
         raise UsageError(str(exc)) from exc
     print(json.dumps({"out": str(path), **state}))

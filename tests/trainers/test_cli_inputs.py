@@ -218,3 +218,31 @@ def test_fuzz_bytes(data):
 def test_fuzz_the_command_line(tmp_path, document):
     code, _, err = run_main("distill", write(tmp_path, yaml.safe_dump(document)), "--check")
     assert code == 0 or (code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err), err
+
+
+def test_base_overrides_and_init_are_refused_in_one_line(tmp_path):
+    """`e2gan base` flags are held to the spec's bounds, and --init to the spec's shape, before Ray starts."""
+    from trainers.models.discriminator import PatchDiscriminator
+    from trainers.models.generator import E2GANGenerator, GeneratorConfig
+    from trainers.models.weights import discriminator_path, save_discriminator, save_generator
+
+    out = tmp_path / "out" / "base.safetensors"
+    common = ["base", "--out", str(out), "--storage", str(tmp_path / "runs")]
+    refused([*common, "--steps", "-3"], "--steps", "greater than or equal to 1", "training.steps")
+    refused([*common, "--steps", "2000000"], "--steps", "less than or equal to", "training.steps")
+    refused([*common, "--minutes", "nan"], "--minutes", "finite")
+    refused([*common, "--minutes", "1e9"], "--minutes", "training.max_seconds")
+    refused([*common, "--checkpoint-every", "0"], "--checkpoint-every", "1 or more")
+    refused([*common, "--init", "/etc/passwd"], "--init", ".safetensors")
+    refused([*common, "--init", str(tmp_path / "missing.safetensors")], "--init", "no such base model file")
+    narrow = save_generator(E2GANGenerator(GeneratorConfig(width=8)), tmp_path / "narrow.safetensors",
+                            extra={"resolution": "64"})
+    refused([*common, "--init", str(narrow)], "--init", "width 8", "width: 8")
+    other_res = save_generator(E2GANGenerator(GeneratorConfig(width=32)), tmp_path / "res32.safetensors",
+                               extra={"resolution": "32"})
+    refused([*common, "--init", str(other_res)], "--init", "32 px", "training.resolution")
+    fits = save_generator(E2GANGenerator(GeneratorConfig(width=32)), tmp_path / "fits.safetensors",
+                          extra={"resolution": "64"})
+    save_discriminator(PatchDiscriminator(ndf=8, n_layers=2), discriminator_path(fits))
+    refused([*common, "--init", str(fits)], "--init", "discriminator", "move it aside")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()

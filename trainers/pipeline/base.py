@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -59,8 +60,12 @@ def run_base(
     name: str = "base",
     progress_key: str | None = None,
     checkpoint_every: int = 200,
+    init: Path | None = None,
 ) -> tuple[Path, dict]:
-    """Train the base; with a catalog, publish the weights and report progress there."""
+    """Train the base; with a catalog, publish the weights and report progress there.
+
+    `init` starts from an existing base's weights (and its discriminator, when one is
+    shipped beside it) instead of random ones; a resume from a checkpoint ignores it."""
     catalog = None
     if catalog_uri:
         from catalog import CatalogError, open_catalog
@@ -71,8 +76,13 @@ def run_base(
             raise BaseJobError(f"catalog: {exc}") from exc
     progress = Progress(catalog, progress_key)
     try:
+        start = None
+        if init is not None:  # refused before Ray starts or anything is synthesized
+            from trainers.text import load_text_encoder
+
+            start = _initial_weights(init, spec, lambda: load_text_encoder(None))
         with ray_session(spec.resources):  # one Ray for synthesis and training (inner sessions join it)
-            path, state = _run_base(spec, out, storage, progress, checkpoint_every)
+            path, state = _run_base(spec, out, storage, progress, checkpoint_every, start)
         if catalog is not None:
             from catalog.bases import publish_base
 
@@ -88,8 +98,64 @@ def run_base(
         raise
 
 
+def _initial_weights(init: Path, spec: ConceptBaseSpec, load_encoder) -> tuple[dict, dict | None, dict[str, str]]:
+    """The generator (and discriminator) state to start from, checked against the spec; BaseJobError in one line.
+
+    The text encoder loads last (`load_encoder()`), only once the files themselves fit."""
+    from trainers.models.identity import check_base
+    from trainers.models.weights import (
+        discriminator_path,
+        load_discriminator,
+        load_generator,
+        read_metadata,
+        weights_digest,
+    )
+    from trainers.train.objective import Objective, new_discriminator
+
+    try:
+        generator = load_generator(init)
+        meta = read_metadata(init)
+    except (OSError, ValueError) as exc:
+        raise BaseJobError(f"--init: {exc}") from None
+    if generator.config.width != spec.width:
+        raise BaseJobError(
+            f"--init: {init} has width {generator.config.width} but the spec trains width {spec.width}; "
+            f"set width: {generator.config.width} or start from random weights"
+        )
+    trained = meta.get("resolution")
+    if trained is not None and int(trained) != spec.training.resolution:
+        raise BaseJobError(
+            f"--init: {init} was trained at {trained} px but training.resolution is {spec.training.resolution} — "
+            f"set training.resolution: {trained} or start from random weights"
+        )
+    disc_state = None
+    wanted = new_discriminator(Objective.from_training(spec.training, ndf=spec.width), spec.training.resolution)
+    if wanted is not None and discriminator_path(init).is_file():
+        try:
+            shipped = load_discriminator(discriminator_path(init))
+            wanted.load_state_dict(shipped.state_dict())
+        except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: another shape
+            detail = str(exc).splitlines()[0]
+            raise BaseJobError(f"--init: {discriminator_path(init)} does not fit this spec's discriminator ({detail}); "
+                               "move it aside to start a fresh one") from None
+        disc_state = wanted.state_dict()
+    encoder = load_encoder()
+    try:
+        check_base(meta, f"--init {init}", spec.training.resolution, encoder)
+    except ValueError as exc:
+        raise BaseJobError(str(exc)) from None
+    if generator.config.text_dim != encoder.dim:
+        raise BaseJobError(f"--init: {init} takes {generator.config.text_dim}-dim text embeddings but the installed "
+                           f"encoder gives {encoder.dim}; give a base trained with this encoder")
+    if wanted is not None and disc_state is None:
+        print(f"[e2gan] --init {init} ships no discriminator: starting a fresh one", flush=True)
+    record = {"sha256": weights_digest(init), "steps": meta.get("steps"), "discriminator": disc_state is not None}
+    return generator.state_dict(), disc_state, {"init": json.dumps(record, sort_keys=True)}
+
+
 def _run_base(
-    spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress, checkpoint_every: int
+    spec: ConceptBaseSpec, out: Path, storage: str, progress: Progress, checkpoint_every: int,
+    start: tuple[dict, dict | None, dict[str, str]] | None = None,
 ) -> tuple[Path, dict]:
     from trainers.data.shards import open_shards, write_shards
     from trainers.models.identity import base_identity
@@ -112,6 +178,7 @@ def _run_base(
             raise BaseJobError(str(exc)) from exc
     encoder = load_text_encoder(None)
     res = spec.training.resolution
+    init_state, init_disc, init_meta = start or (None, None, {})
     store = Path(storage) / "pairs" if "://" not in storage else Path("./runs/base-pairs")
     progress.stage("Synthesizing", f"{spec.data.pairs} pairs for each of {len(spec.concepts)} concepts")
     # One Ray Data pipeline for every concept; each sees different scenes (seed offset).
@@ -147,6 +214,8 @@ def _run_base(
         checkpoint_every=checkpoint_every,
         generator=generator,
         objective=Objective.from_training(spec.training, ndf=spec.width).to_dict(),
+        init=init_state,
+        init_discriminator=init_disc,
     )
     from catalog.ray_storage import storage_for
 
@@ -156,7 +225,8 @@ def _run_base(
     with ray_session(spec.resources):
         model, state, disc = train_base(pairs, settings, storage_path, storage_filesystem=storage_fs)
     meta = {
-        **base_identity(encoder, res, spec.width, [c.concept for c in spec.concepts]),
+        **base_identity(encoder, res, spec.width, [c.concept for c in spec.concepts], settings.objective),
+        **init_meta,
         "steps": str(state["step"]),
         "seed": str(spec.training.seed),
         "spec": spec.model_dump_json(by_alias=True),

@@ -35,6 +35,8 @@ class BaseTrainSettings:
     checkpoint_every: int = 200
     generator: dict = field(default_factory=dict)
     objective: dict = field(default_factory=dict)  # an Objective's fields; empty = the default
+    init: dict | None = None  # generator state to start from (None: random weights)
+    init_discriminator: dict | None = None  # discriminator state to start from (None: a fresh one)
 
 
 def base_train_loop(config: dict) -> None:
@@ -52,10 +54,15 @@ def base_train_loop(config: dict) -> None:
     torch.set_num_threads(max(1, int(config["threads"])))
     device = ray.train.torch.get_device()
     objective = Objective(**config["objective"])
-    model = place(E2GANGenerator(GeneratorConfig(**config["generator"])), device)
+    model = E2GANGenerator(GeneratorConfig(**config["generator"]))
+    if config.get("init") is not None:  # continue an existing base (a checkpoint below still wins)
+        model.load_state_dict(config["init"])
+    model = place(model, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], betas=(0.5, 0.999))
     pairs: PairArrays = config["pairs"]
     disc = new_discriminator(objective, pairs.resolution)
+    if disc is not None and config.get("init_discriminator") is not None:
+        disc.load_state_dict(config["init_discriminator"])
     gan = new_gan_parts(place(disc, device), objective.discriminator_lr) if disc is not None else None
     ema = new_ema(model, objective.ema_decay)
     start = 0
@@ -132,6 +139,8 @@ def train_base(
             "pairs": pairs,
             "threads": settings.threads,
             "objective": settings.objective,
+            "init": settings.init,
+            "init_discriminator": settings.init_discriminator,
         },
         WorkerGroup(settings.workers, settings.use_gpu, settings.cpus_per_worker, storage_path, run_name,
                     storage_filesystem, checkpoints_kept=2),
