@@ -235,6 +235,9 @@ def test_base_overrides_and_init_are_refused_in_one_line(tmp_path):
     refused([*common, "--checkpoint-every", "0"], "--checkpoint-every", "1 or more")
     refused([*common, "--init", "/etc/passwd"], "--init", ".safetensors")
     refused([*common, "--init", str(tmp_path / "missing.safetensors")], "--init", "no such base model file")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(b"\x10" * 100)
+    refused([*common, "--init", str(truncated)], "--init", "not a readable safetensors file")
     narrow = save_generator(E2GANGenerator(GeneratorConfig(width=8)), tmp_path / "narrow.safetensors",
                             extra={"resolution": "64"})
     refused([*common, "--init", str(narrow)], "--init", "width 8", "width: 8")

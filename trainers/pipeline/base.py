@@ -102,6 +102,8 @@ def _initial_weights(init: Path, spec: ConceptBaseSpec, load_encoder) -> tuple[d
     """The generator (and discriminator) state to start from, checked against the spec; BaseJobError in one line.
 
     The text encoder loads last (`load_encoder()`), only once the files themselves fit."""
+    from safetensors import SafetensorError
+
     from trainers.models.identity import check_base
     from trainers.models.weights import (
         discriminator_path,
@@ -115,6 +117,8 @@ def _initial_weights(init: Path, spec: ConceptBaseSpec, load_encoder) -> tuple[d
     try:
         generator = load_generator(init)
         meta = read_metadata(init)
+    except SafetensorError as exc:  # truncated or not safetensors inside
+        raise BaseJobError(f"--init: {init} is not a readable safetensors file ({exc})") from None
     except (OSError, ValueError) as exc:
         raise BaseJobError(f"--init: {exc}") from None
     if generator.config.width != spec.width:
@@ -134,7 +138,7 @@ def _initial_weights(init: Path, spec: ConceptBaseSpec, load_encoder) -> tuple[d
         try:
             shipped = load_discriminator(discriminator_path(init))
             wanted.load_state_dict(shipped.state_dict())
-        except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: another shape
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # RuntimeError: another shape
             detail = str(exc).splitlines()[0]
             raise BaseJobError(f"--init: {discriminator_path(init)} does not fit this spec's discriminator ({detail}); "
                                "move it aside to start a fresh one") from None
