@@ -1,7 +1,8 @@
 """Bytes stored per concept: a LoRA adapter vs a full generator, as written to the catalog.
 
 For each rank pattern (uniform ranks and, with --adapter, the searched one) the adapter
-is saved as the catalog stores it (PEFT safetensors) next to the full student generator
+is saved as the catalog stores it (PEFT safetensors, in the spec's default
+`export.adapterDtype`, fp16; fp32 is reported beside it) next to the full student generator
 and a pix2pix ResNet-9 (one per concept from scratch); the paper reports 121× fewer
 trainable parameters than pix2pix.
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from common import emit  # type: ignore[import-not-found]
 from safetensors.torch import save_file
 
+from e2gan_api.spec import ExportSpec
 from trainers.models import ResnetGenerator
 from trainers.models.crucial import CRUCIAL_LAYERS
 from trainers.models.weights import load_generator, save_generator
@@ -31,6 +33,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="same run (it is fast)")
     p.add_argument("--adapter", type=Path, help="a published adapter folder: its ranks are measured too")
     args = p.parse_args()
+    stored = ExportSpec().adapter_dtype  # what `distill` publishes unless the spec says otherwise
     base = load_generator(builtin_base_path())
     patterns = {f"uniform_r{r}": dict.fromkeys(CRUCIAL_LAYERS, r) for r in (1, 2, 4, 8)}
     if args.adapter:
@@ -44,11 +47,14 @@ def main() -> None:
         rows = {}
         for name, ranks in patterns.items():
             model = attach_lora(base, ranks)
-            size = (save_adapter(model, Path(tmp) / name) / "adapter_model.safetensors").stat().st_size
-            rows[name] = {"ranks": ranks, "params": trainable_parameters(model), "bytes": size,
-                          "ratio_vs_student": round(full / size, 1), "ratio_vs_pix2pix": round(pix2pix_bytes / size, 1)}
-            print(f"{name:12s} {size:9d} bytes  {full / size:6.1f}x smaller than the student, "
-                  f"{pix2pix_bytes / size:6.1f}x than pix2pix", flush=True)
+            sizes = {dtype: (save_adapter(model, Path(tmp) / f"{name}-{dtype}", dtype=dtype)
+                             / "adapter_model.safetensors").stat().st_size for dtype in ("fp16", "fp32")}
+            size = sizes[stored]
+            rows[name] = {"ranks": ranks, "params": trainable_parameters(model), "dtype": stored, "bytes": size,
+                          "bytes_fp32": sizes["fp32"], "ratio_vs_student": round(full / size, 1),
+                          "ratio_vs_pix2pix": round(pix2pix_bytes / size, 1)}
+            print(f"{name:12s} {size:9d} bytes {stored} ({sizes['fp32']} fp32)  {full / size:6.1f}x smaller "
+                  f"than the student, {pix2pix_bytes / size:6.1f}x than pix2pix", flush=True)
     emit({"bench": "bytes_per_concept", "full_generator_bytes": full, "pix2pix_bytes": pix2pix_bytes,
           "full_generator_params": sum(p.numel() for p in base.parameters()), "adapters": rows})
 
