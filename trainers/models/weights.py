@@ -75,3 +75,24 @@ def load_discriminator(path: Path):
     disc = PatchDiscriminator(ndf=int(meta["ndf"]), n_layers=int(meta["n_layers"]))
     disc.load_state_dict(load_file(str(path)))
     return disc
+
+
+def discriminator_beside(generator_path: Path, ndf: int, n_layers: int):
+    """The discriminator shipped beside a generator, if it fits (`ndf`, `n_layers`); None when none is shipped.
+
+    ValueError, in one line, when one is there but is unreadable or of another shape: a
+    fine-tune then starts fresh and says why, `e2gan base --init` refuses.
+    """
+    from safetensors import SafetensorError
+
+    path = discriminator_path(generator_path)
+    if not path.is_file():
+        return None
+    try:
+        disc = load_discriminator(path)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # RuntimeError: tensors of another shape
+        raise ValueError(f"{path.name} is not a readable e2gan discriminator ({str(exc).splitlines()[0]})") from None
+    if (disc.ndf, disc.n_layers) != (ndf, n_layers):
+        raise ValueError(f"{path.name} ({disc.n_layers} layers, ndf {disc.ndf}) does not fit this training's "
+                         f"discriminator ({n_layers} layers, ndf {ndf})")
+    return disc

@@ -105,13 +105,7 @@ def _initial_weights(init: Path, spec: ConceptBaseSpec, load_encoder) -> tuple[d
     from safetensors import SafetensorError
 
     from trainers.models.identity import check_base
-    from trainers.models.weights import (
-        discriminator_path,
-        load_discriminator,
-        load_generator,
-        read_metadata,
-        weights_digest,
-    )
+    from trainers.models.weights import discriminator_beside, load_generator, read_metadata, weights_digest
     from trainers.train.objective import Objective, new_discriminator
 
     try:
@@ -134,15 +128,12 @@ def _initial_weights(init: Path, spec: ConceptBaseSpec, load_encoder) -> tuple[d
         )
     disc_state = None
     wanted = new_discriminator(Objective.from_training(spec.training, ndf=spec.width), spec.training.resolution)
-    if wanted is not None and discriminator_path(init).is_file():
+    if wanted is not None:
         try:
-            shipped = load_discriminator(discriminator_path(init))
-            wanted.load_state_dict(shipped.state_dict())
-        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # RuntimeError: another shape
-            detail = str(exc).splitlines()[0]
-            raise BaseJobError(f"--init: {discriminator_path(init)} does not fit this spec's discriminator ({detail}); "
-                               "move it aside to start a fresh one") from None
-        disc_state = wanted.state_dict()
+            shipped = discriminator_beside(init, wanted.ndf, wanted.n_layers)
+        except ValueError as exc:
+            raise BaseJobError(f"--init: {exc}; move it aside to start a fresh one") from None
+        disc_state = shipped.state_dict() if shipped is not None else None
     encoder = load_encoder()
     try:
         check_base(meta, f"--init {init}", spec.training.resolution, encoder)

@@ -392,18 +392,15 @@ def _base_discriminator(base_path: Path, objective, resolution: int) -> tuple[di
     if not objective.adversarial:
         return None, None
     from trainers.models.discriminator import layers_for
-    from trainers.models.weights import discriminator_path, load_discriminator
+    from trainers.models.weights import discriminator_beside, discriminator_path
 
-    path = discriminator_path(base_path)
-    if not path.is_file():
-        return None, f"the base has no discriminator beside it ({path.name}); the fine-tune starts a fresh one"
     try:
-        disc = load_discriminator(path)
+        disc = discriminator_beside(base_path, objective.ndf, layers_for(resolution))
     except ValueError as exc:
-        return None, f"{exc}; the fine-tune starts a fresh discriminator"
-    if disc.n_layers != layers_for(resolution) or disc.ndf != objective.ndf:
-        return None, (f"the base's discriminator ({disc.n_layers} layers, ndf {disc.ndf}) does not fit "
-                      f"{resolution} px; the fine-tune starts a fresh one")
+        return None, f"the base's {exc} at {resolution} px; the fine-tune starts a fresh one"
+    if disc is None:
+        return None, (f"the base has no discriminator beside it ({discriminator_path(base_path).name}); "
+                      "the fine-tune starts a fresh one")
     return {"shape": {"ndf": disc.ndf, "n_layers": disc.n_layers}, "state": disc.state_dict()}, None
 
 
