@@ -147,7 +147,8 @@ def _distill(
     if disc_note:
         print(f"[e2gan] {disc_note}", flush=True)
 
-    work = Path(work_dir or tempfile.mkdtemp(prefix=f"e2gan-{spec.concept}-"))
+    # Absolute: Ray Tune and Train refuse a relative storage path ("URI has empty scheme").
+    work = Path(work_dir or tempfile.mkdtemp(prefix=f"e2gan-{spec.concept}-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     res = spec.training.resolution
 

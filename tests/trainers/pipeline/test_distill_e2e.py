@@ -162,7 +162,9 @@ def test_distill_with_a_tiny_instruct_pix2pix_teacher(tmp_path):
                  "parallelTrials: 1, steps: 2,").replace("training: {steps: 16,", "training: {steps: 4,")
         + f"teacher: {{kind: instruct-pix2pix, model: {folder}, steps: 2, batchSize: 4}}\nexport: {{fp16: false}}\n"
     )
-    result = run_distill(spec, "--no-publish", "--work-dir", str(tmp_path / "work"))
+    # A relative --work-dir, as a user types it (run_distill runs in tmp_path): Ray Tune and
+    # Train take absolute storage paths only, so distill must resolve it.
+    result = run_distill(spec, "--no-publish", "--work-dir", "work")
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((tmp_path / "work" / "adapter" / "manifest.json").read_text())
     assert manifest["teacher"]["id"].startswith("instruct-pix2pix/") and manifest["teacher"]["filtered"] == 0
