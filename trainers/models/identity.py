@@ -54,19 +54,31 @@ def base_identity(
     return meta
 
 
-def check_base(meta: dict[str, str], path: Path | str, resolution: int, encoder: TextEncoder) -> None:
-    """Raise ValueError (one line) when the base was trained for another resolution or text encoder."""
+def check_resolution(meta: dict[str, str], path: Path | str, resolution: int) -> None:
+    """The part of `check_base` that needs no text encoder: run it first to refuse before one loads."""
     trained = meta.get("resolution")
     if trained is not None and int(trained) != resolution:
         raise ValueError(
             f"base: {path} was trained at {trained} px but training.resolution is {resolution} — "
             f"set training.resolution: {trained} or give a base trained at {resolution} px"
         )
+
+
+def check_base(meta: dict[str, str], path: Path | str, resolution: int, encoder: TextEncoder) -> None:
+    """Raise ValueError (one line) when the base was trained for another resolution or text encoder
+    (its name, its embedding size, or its weights)."""
+    check_resolution(meta, path, resolution)
     name = meta.get("text_encoder")
     if name is not None and name != encoder.name:
         raise ValueError(
             f"base: {path} was trained with the text encoder {name!r} but {encoder.name!r} is installed — "
             "install that encoder or give a base trained with this one"
+        )
+    dim = json.loads(meta.get("config", "{}")).get("text_dim")
+    if dim is not None and int(dim) != encoder.dim:
+        raise ValueError(
+            f"base: {path} takes {dim}-dim text embeddings but the installed encoder gives {encoder.dim} — "
+            "give a base trained with this encoder"
         )
     want = meta.get("text_encoder_sha256")
     have = encoder_sha256(encoder) if want else None

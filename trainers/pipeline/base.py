@@ -101,10 +101,11 @@ def run_base(
 def _initial_weights(init: Path, spec: ConceptBaseSpec, load_encoder) -> tuple[dict, dict | None, dict[str, str]]:
     """The generator (and discriminator) state to start from, checked against the spec; BaseJobError in one line.
 
-    The text encoder loads last (`load_encoder()`), only once the files themselves fit."""
+    The text encoder loads last (`load_encoder()`), only once the files themselves fit; then
+    `check_base` checks resolution and encoder as `distill` does."""
     from safetensors import SafetensorError
 
-    from trainers.models.identity import check_base
+    from trainers.models.identity import check_base, check_resolution
     from trainers.models.weights import discriminator_beside, load_generator, read_metadata, weights_digest
     from trainers.train.objective import Objective, new_discriminator
 
@@ -120,12 +121,10 @@ def _initial_weights(init: Path, spec: ConceptBaseSpec, load_encoder) -> tuple[d
             f"--init: {init} has width {generator.config.width} but the spec trains width {spec.width}; "
             f"set width: {generator.config.width} or start from random weights"
         )
-    trained = meta.get("resolution")
-    if trained is not None and int(trained) != spec.training.resolution:
-        raise BaseJobError(
-            f"--init: {init} was trained at {trained} px but training.resolution is {spec.training.resolution} — "
-            f"set training.resolution: {trained} or start from random weights"
-        )
+    try:
+        check_resolution(meta, f"--init {init}", spec.training.resolution)  # before the encoder loads
+    except ValueError as exc:
+        raise BaseJobError(str(exc)) from None
     disc_state = None
     wanted = new_discriminator(Objective.from_training(spec.training, ndf=spec.width), spec.training.resolution)
     if wanted is not None:
@@ -139,9 +138,6 @@ def _initial_weights(init: Path, spec: ConceptBaseSpec, load_encoder) -> tuple[d
         check_base(meta, f"--init {init}", spec.training.resolution, encoder)
     except ValueError as exc:
         raise BaseJobError(str(exc)) from None
-    if generator.config.text_dim != encoder.dim:
-        raise BaseJobError(f"--init: {init} takes {generator.config.text_dim}-dim text embeddings but the installed "
-                           f"encoder gives {encoder.dim}; give a base trained with this encoder")
     if wanted is not None and disc_state is None:
         print(f"[e2gan] --init {init} ships no discriminator: starting a fresh one", flush=True)
     record = {"sha256": weights_digest(init), "steps": meta.get("steps"), "discriminator": disc_state is not None}

@@ -135,8 +135,6 @@ def _distill(
     except (TeacherUnavailable, KeyError, ValueError) as exc:
         raise JobError(f"teacher: {exc}") from exc
     encoder = load_text_encoder(None)
-    if encoder.dim != base.config.text_dim:
-        raise JobError(f"base: expects {base.config.text_dim}-d text embeddings, the encoder gives {encoder.dim}")
     try:
         check_base(read_metadata(base_path), base_path, spec.training.resolution, encoder)
     except ValueError as exc:
@@ -398,7 +396,7 @@ def _base_discriminator(base_path: Path, objective, resolution: int) -> tuple[di
     try:
         disc = discriminator_beside(base_path, objective.ndf, layers_for(resolution))
     except ValueError as exc:
-        return None, f"the base's {exc} at {resolution} px; the fine-tune starts a fresh one"
+        return None, f"the base's {exc}, training at {resolution} px; the fine-tune starts a fresh one"
     if disc is None:
         return None, (f"the base has no discriminator beside it ({discriminator_path(base_path).name}); "
                       "the fine-tune starts a fresh one")

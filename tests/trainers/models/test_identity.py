@@ -55,3 +55,11 @@ def test_a_base_from_before_identity_is_checked_on_what_it_records(encoder):
     check_base({"resolution": "64"}, "old.safetensors", 64, encoder)
     with pytest.raises(ValueError, match="trained at 64 px"):
         check_base({"resolution": "64"}, "old.safetensors", 32, encoder)
+
+
+def test_a_base_for_another_embedding_size_is_refused(tmp_path, encoder):
+    # An old base without encoder metadata still records its text_dim in the config.
+    path = save_generator(E2GANGenerator(GeneratorConfig(width=8, text_dim=384)), tmp_path / "old.safetensors",
+                          extra={"resolution": "64"})
+    with pytest.raises(ValueError, match="takes 384-dim text embeddings but the installed encoder gives 16"):
+        check_base(read_metadata(path), path, 64, encoder)
