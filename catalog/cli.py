@@ -206,7 +206,7 @@ def _print_table(rows: list[dict[str, object]]) -> None:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -215,6 +215,6 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _OneLineParser(prog="python -m catalog", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m catalog", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

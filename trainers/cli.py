@@ -46,7 +46,10 @@ class JobFailed(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    # argparse's usage errors as one line, exit 2 (subcommands inherit the class)
+    from catalog.cli import OneLineParser
+
+    p = OneLineParser(
         prog="e2gan",
         description="E2GAN concept adapters: a text-conditioned base GAN, crucial-layer LoRA per concept "
         "with a rank search, minimal data by clustering, ONNX export and an adapter catalog.",

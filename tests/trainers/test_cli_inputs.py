@@ -249,3 +249,16 @@ def test_base_overrides_and_init_are_refused_in_one_line(tmp_path):
     save_discriminator(PatchDiscriminator(ndf=8, n_layers=2), discriminator_path(fits))
     refused([*common, "--init", str(fits)], "--init", "discriminator", "move it aside")
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["base", "--steps", "1e3"], "--steps: invalid int value: '1e3'"),
+    (["base", "--minutes", "-inf"], "--minutes: expected one argument"),
+    (["distill", "--bogus"], "unrecognized arguments: --bogus"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_argparse_usage_errors_are_one_line(tmp_path, argv, needle):
+    result = subprocess.run([sys.executable, "-m", "trainers.cli", *argv], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
